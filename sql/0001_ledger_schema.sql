@@ -1,0 +1,193 @@
+-- The ledger's tables. Every table is keyed by community first (the tenant), and
+-- every reference between ledger rows carries the community id, so a posting can
+-- never point at another community's account and the schema can later be
+-- distributed by community without a rewrite.
+--
+-- Amounts are BIGINT in the unit's smallest step (minutes for time, cents for a
+-- currency). Limits stay within +/- 2^62 so that a balance plus any accepted
+-- amount (at most 2^53 - 1) can never overflow BIGINT.
+
+CREATE TABLE communities (
+    id          uuid        PRIMARY KEY DEFAULT gen_random_uuid(),
+    slug        text        NOT NULL UNIQUE
+                            CHECK (slug ~ '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$'),
+    name        text        NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE units (
+    community_id        uuid        NOT NULL REFERENCES communities (id),
+    id                  uuid        NOT NULL DEFAULT gen_random_uuid(),
+    code                text        NOT NULL CHECK (code ~ '^[A-Za-z][A-Za-z0-9_-]{0,15}$'),
+    name                text        NOT NULL CHECK (length(name) BETWEEN 1 AND 100),
+    kind                text        NOT NULL CHECK (kind IN ('time', 'currency')),
+    -- A time unit counts whole minutes; a currency counts 10^-decimals of its unit.
+    decimals            smallint    NOT NULL CHECK (decimals BETWEEN 0 AND 6),
+    default_min_balance bigint      NOT NULL CHECK (default_min_balance BETWEEN -4611686018427387904 AND 0),
+    default_max_balance bigint      NOT NULL CHECK (default_max_balance BETWEEN 0 AND 4611686018427387904),
+    created_at          timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (community_id, id),
+    UNIQUE (community_id, code),
+    CHECK (kind <> 'time' OR decimals = 0)
+);
+-- One time unit per community; any number of currencies.
+CREATE UNIQUE INDEX units_one_time_unit_per_community ON units (community_id) WHERE kind = 'time';
+
+-- Whoever can own accounts: a member, an organization, a pool, or the community
+-- itself (system accounts such as issuance). Identities and logins attach to
+-- parties in the auth schema; the ledger only needs to know who owns what.
+CREATE TABLE parties (
+    community_id uuid        NOT NULL REFERENCES communities (id),
+    id           uuid        NOT NULL DEFAULT gen_random_uuid(),
+    kind         text        NOT NULL CHECK (kind IN ('member', 'organization', 'pool', 'community')),
+    display_name text        NOT NULL CHECK (length(display_name) BETWEEN 1 AND 200),
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (community_id, id)
+);
+CREATE UNIQUE INDEX parties_one_community_party ON parties (community_id) WHERE kind = 'community';
+
+CREATE TABLE accounts (
+    community_id uuid        NOT NULL,
+    id           uuid        NOT NULL DEFAULT gen_random_uuid(),
+    unit_id      uuid        NOT NULL,
+    owner_id     uuid        NOT NULL,
+    -- What the account is for, so one owner can hold several accounts in one unit
+    -- (e.g. the community's 'issuance' and 'fees' accounts).
+    purpose      text        NOT NULL DEFAULT 'main' CHECK (purpose ~ '^[a-z][a-z0-9_]{0,31}$'),
+    status       text        NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'frozen', 'closed')),
+    min_balance  bigint      NOT NULL CHECK (min_balance BETWEEN -4611686018427387904 AND 0),
+    max_balance  bigint      NOT NULL CHECK (max_balance BETWEEN 0 AND 4611686018427387904),
+    -- Posted balance; pending reservations live in holds.
+    balance      bigint      NOT NULL DEFAULT 0,
+    -- Number of postings so far; the account_seq of the latest posting.
+    posting_count bigint     NOT NULL DEFAULT 0 CHECK (posting_count >= 0),
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (community_id, id),
+    FOREIGN KEY (community_id, unit_id) REFERENCES units (community_id, id),
+    FOREIGN KEY (community_id, owner_id) REFERENCES parties (community_id, id),
+    UNIQUE (community_id, owner_id, unit_id, purpose),
+    CONSTRAINT accounts_balance_within_limits CHECK (balance BETWEEN min_balance AND max_balance),
+    CONSTRAINT accounts_closed_only_when_empty CHECK (status <> 'closed' OR balance = 0)
+);
+-- The HTTP API addresses accounts by id alone.
+CREATE INDEX accounts_by_id ON accounts (id);
+
+CREATE TABLE transactions (
+    community_id uuid        NOT NULL REFERENCES communities (id),
+    -- Chosen by the client: a retry with the same id is recognised, never doubled.
+    id           uuid        NOT NULL,
+    kind         text        NOT NULL CHECK (kind IN (
+                     'exchange', 'transfer', 'donation', 'grant', 'fee', 'levy', 'demurrage',
+                     'issuance', 'reconversion', 'reversal', 'adjustment')),
+    state        text        NOT NULL CHECK (state IN ('pending', 'posted', 'voided', 'expired')),
+    memo         text        NOT NULL DEFAULT '' CHECK (length(memo) <= 500),
+    category     text        CHECK (length(category) BETWEEN 1 AND 64),
+    -- SHA-256 of the request's content, to tell an idempotent retry from a conflict.
+    fingerprint  bytea       NOT NULL CHECK (length(fingerprint) = 32),
+    reverses_id  uuid,
+    created_at   timestamptz NOT NULL,
+    expires_at   timestamptz,
+    -- When it was posted, voided or expired; NULL while pending.
+    resolved_at  timestamptz,
+    PRIMARY KEY (community_id, id),
+    FOREIGN KEY (community_id, reverses_id) REFERENCES transactions (community_id, id),
+    -- A posted transaction is reversed at most once.
+    CONSTRAINT transactions_reversed_once UNIQUE (community_id, reverses_id),
+    CHECK ((kind = 'reversal') = (reverses_id IS NOT NULL)),
+    CHECK ((state = 'pending') = (resolved_at IS NULL)),
+    CHECK (expires_at IS NULL OR expires_at > created_at),
+    CHECK (state NOT IN ('pending', 'expired') OR expires_at IS NOT NULL)
+);
+CREATE INDEX transactions_by_id ON transactions (id);
+CREATE INDEX transactions_pending_by_expiry ON transactions (expires_at) WHERE state = 'pending';
+CREATE INDEX transactions_by_community_created ON transactions (community_id, created_at, id);
+
+-- The journal: one row per posted movement on an account, with the balance it
+-- left. Insert-only.
+CREATE TABLE postings (
+    community_id   uuid        NOT NULL,
+    account_id     uuid        NOT NULL,
+    account_seq    bigint      NOT NULL CHECK (account_seq >= 1),
+    transaction_id uuid        NOT NULL,
+    amount         bigint      NOT NULL CHECK (amount <> 0),
+    balance_after  bigint      NOT NULL,
+    posted_at      timestamptz NOT NULL,
+    PRIMARY KEY (community_id, account_id, account_seq),
+    FOREIGN KEY (community_id, account_id) REFERENCES accounts (community_id, id),
+    FOREIGN KEY (community_id, transaction_id) REFERENCES transactions (community_id, id)
+);
+CREATE INDEX postings_by_transaction ON postings (community_id, transaction_id);
+CREATE INDEX postings_by_account_time ON postings (community_id, account_id, posted_at);
+
+-- The legs a pending transaction asked for, kept forever (insert-only) so a
+-- voided or expired transaction still shows what it was.
+CREATE TABLE pending_legs (
+    community_id   uuid     NOT NULL,
+    transaction_id uuid     NOT NULL,
+    position       smallint NOT NULL CHECK (position >= 1),
+    account_id     uuid     NOT NULL,
+    amount         bigint   NOT NULL CHECK (amount <> 0),
+    PRIMARY KEY (community_id, transaction_id, position),
+    FOREIGN KEY (community_id, transaction_id) REFERENCES transactions (community_id, id),
+    FOREIGN KEY (community_id, account_id) REFERENCES accounts (community_id, id)
+);
+
+-- Reservations of pending transactions, deleted when they are confirmed, voided
+-- or expired. A hold past its expires_at never counts against a limit, whether or
+-- not the sweeper has deleted it yet: no reservation outlives its expiry.
+CREATE TABLE holds (
+    community_id   uuid        NOT NULL,
+    account_id     uuid        NOT NULL,
+    transaction_id uuid        NOT NULL,
+    amount         bigint      NOT NULL CHECK (amount <> 0),
+    expires_at     timestamptz NOT NULL,
+    PRIMARY KEY (community_id, account_id, transaction_id),
+    FOREIGN KEY (community_id, account_id) REFERENCES accounts (community_id, id),
+    FOREIGN KEY (community_id, transaction_id) REFERENCES transactions (community_id, id)
+);
+CREATE INDEX holds_by_transaction ON holds (community_id, transaction_id);
+
+-- History cannot be rewritten, by the code or by anyone with SQL access short of
+-- dropping these triggers (which the audit log of issue 4 will also reveal).
+CREATE FUNCTION ledger_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'ledger history is append-only: % on % refused', TG_OP, TG_TABLE_NAME
+        USING ERRCODE = 'TB001';
+END;
+$$;
+
+CREATE TRIGGER postings_append_only BEFORE UPDATE OR DELETE ON postings
+    FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change();
+CREATE TRIGGER postings_no_truncate BEFORE TRUNCATE ON postings
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change();
+CREATE TRIGGER pending_legs_append_only BEFORE UPDATE OR DELETE ON pending_legs
+    FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change();
+CREATE TRIGGER pending_legs_no_truncate BEFORE TRUNCATE ON pending_legs
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change();
+CREATE TRIGGER transactions_no_delete BEFORE DELETE ON transactions
+    FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change();
+CREATE TRIGGER transactions_no_truncate BEFORE TRUNCATE ON transactions
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change();
+
+-- The only change a transaction row may ever see: a pending one is resolved
+-- (posted, voided or expired) once, and nothing else about it changes.
+CREATE FUNCTION ledger_guard_transaction_update() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF OLD.state = 'pending'
+       AND NEW.state IN ('posted', 'voided', 'expired')
+       AND NEW.resolved_at IS NOT NULL
+       AND (NEW.community_id, NEW.id, NEW.kind, NEW.memo, NEW.category, NEW.fingerprint,
+            NEW.reverses_id, NEW.created_at, NEW.expires_at)
+           IS NOT DISTINCT FROM
+           (OLD.community_id, OLD.id, OLD.kind, OLD.memo, OLD.category, OLD.fingerprint,
+            OLD.reverses_id, OLD.created_at, OLD.expires_at)
+    THEN
+        RETURN NEW;
+    END IF;
+    RAISE EXCEPTION 'transaction % is % and cannot be changed', OLD.id, OLD.state
+        USING ERRCODE = 'TB001';
+END;
+$$;
+
+CREATE TRIGGER transactions_resolve_once BEFORE UPDATE ON transactions
+    FOR EACH ROW EXECUTE FUNCTION ledger_guard_transaction_update();

@@ -1,0 +1,542 @@
+-- The ledger's writes, as functions: each write is one round trip and one
+-- database transaction, takes its row locks in a fixed order (accounts by id,
+-- then transaction ids by id) so concurrent writers queue instead of
+-- deadlocking, and either applies completely or raises a named error
+-- (SQLSTATE TB000, MESSAGE = the error code, DETAIL = JSON context) after which
+-- nothing of it remains.
+
+CREATE FUNCTION ledger_fail(p_code text, p_context jsonb) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION USING ERRCODE = 'TB000', MESSAGE = p_code, DETAIL = p_context::text;
+END;
+$$;
+
+-- Active (unexpired) reservations per account, as pending debits and credits,
+-- both non-negative.
+CREATE FUNCTION ledger_active_holds(p_community uuid, p_accounts uuid[], p_at timestamptz)
+RETURNS TABLE (account_id uuid, pending_debits bigint, pending_credits bigint)
+LANGUAGE sql STABLE AS $$
+    SELECT h.account_id,
+           coalesce(sum(-h.amount) FILTER (WHERE h.amount < 0), 0)::bigint,
+           coalesce(sum(h.amount) FILTER (WHERE h.amount > 0), 0)::bigint
+      FROM holds h
+     WHERE h.community_id = p_community
+       AND h.account_id = ANY (p_accounts)
+       AND h.expires_at > p_at
+     GROUP BY h.account_id;
+$$;
+
+-- Posts a set of transactions all or nothing. Transactions are given as
+-- parallel arrays (one element per transaction) and their legs as parallel
+-- arrays (one element per leg, in transaction order, p_leg_tx naming the
+-- 1-based transaction). Limits are judged leg by leg in order, so the result is
+-- exactly that of posting the transactions one after the other.
+CREATE FUNCTION ledger_post_atomic(
+    p_community    uuid,
+    p_ids          uuid[],
+    p_kinds        text[],
+    p_memos        text[],
+    p_categories   text[],
+    p_fingerprints bytea[],
+    p_unit_codes   text[],     -- the unit each transaction claims, NULL when it names none
+    p_pending      boolean[],
+    p_expires_in_s integer[],  -- lifetime of pending transactions, NULL for the others
+    p_reverses     uuid[],
+    p_leg_tx       integer[],
+    p_leg_accounts uuid[],
+    p_leg_amounts  bigint[]
+) RETURNS TABLE (tx_index integer, outcome text, state text,
+                 created_at timestamptz, resolved_at timestamptz, expires_at timestamptz)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    v_at         timestamptz;
+    v_is_new     boolean[];
+    v_new_count  integer;
+    v_problem    record;
+    v_unbalanced record;
+BEGIN
+    -- Lock every account involved, in id order. Unknown ids lock nothing and are
+    -- reported below.
+    PERFORM 1 FROM accounts a
+      WHERE a.community_id = p_community AND a.id = ANY (p_leg_accounts)
+      ORDER BY a.id FOR UPDATE;
+    -- Read after the locks: per account, posting times follow posting order.
+    v_at := clock_timestamp();
+
+    -- Claim the ids, in id order. An id already taken is a retry when its content
+    -- matches and a conflict otherwise; a concurrent claim of the same id waits here
+    -- for the other to commit or roll back.
+    WITH claimed AS (
+        INSERT INTO transactions AS t
+               (community_id, id, kind, state, memo, category, fingerprint, reverses_id,
+                created_at, expires_at, resolved_at)
+        SELECT p_community, r.id, r.kind,
+               CASE WHEN r.pending THEN 'pending' ELSE 'posted' END,
+               r.memo, r.category, r.fingerprint, r.reverses, v_at,
+               CASE WHEN r.pending THEN v_at + make_interval(secs => r.expires_in_s) END,
+               CASE WHEN r.pending THEN NULL ELSE v_at END
+          FROM unnest(p_ids, p_kinds, p_memos, p_categories, p_fingerprints, p_pending,
+                      p_expires_in_s, p_reverses)
+               AS r(id, kind, memo, category, fingerprint, pending, expires_in_s, reverses)
+         ORDER BY r.id
+        ON CONFLICT (community_id, id) DO NOTHING
+        RETURNING t.id
+    )
+    SELECT array_agg(c.id IS NOT NULL ORDER BY i.ord), count(c.id)
+      INTO v_is_new, v_new_count
+      FROM unnest(p_ids) WITH ORDINALITY AS i(id, ord)
+      LEFT JOIN claimed c ON c.id = i.id;
+
+    IF v_new_count < cardinality(p_ids) THEN
+        SELECT i.ord, i.id INTO v_problem
+          FROM unnest(p_ids, p_fingerprints) WITH ORDINALITY AS i(id, fingerprint, ord)
+          JOIN transactions t ON t.community_id = p_community AND t.id = i.id
+         WHERE NOT v_is_new[i.ord] AND t.fingerprint <> i.fingerprint
+         ORDER BY i.ord LIMIT 1;
+        IF FOUND THEN
+            PERFORM ledger_fail('transaction_id_conflict', jsonb_build_object(
+                'transaction_id', v_problem.id, 'index', v_problem.ord - 1));
+        END IF;
+    END IF;
+
+    IF v_new_count > 0 THEN
+        -- The first problem of any leg: anything but a limit first, then limits in
+        -- posting order, judged on the balance including active reservations.
+        SELECT x.* INTO v_problem FROM (
+            SELECT l.ord, l.tx, l.account_id, l.amount, a.status, u.code AS unit_code,
+                   a.min_balance, a.max_balance,
+                   CASE
+                     WHEN a.id IS NULL THEN 'unknown_account'
+                     WHEN p_unit_codes[l.tx] IS NOT NULL AND u.code <> p_unit_codes[l.tx]
+                       THEN 'unit_mismatch'
+                     WHEN a.status = 'frozen' THEN 'account_frozen'
+                     WHEN a.status = 'closed' THEN 'account_closed'
+                     WHEN a.balance
+                          + sum(CASE WHEN p_pending[l.tx] THEN 0 ELSE l.amount END) OVER w
+                          - coalesce(h.pending_debits, 0)
+                          - sum(CASE WHEN p_pending[l.tx] AND l.amount < 0 THEN -l.amount ELSE 0 END) OVER w
+                          < a.min_balance
+                       THEN 'limit_exceeded'
+                     WHEN a.balance
+                          + sum(CASE WHEN p_pending[l.tx] THEN 0 ELSE l.amount END) OVER w
+                          + coalesce(h.pending_credits, 0)
+                          + sum(CASE WHEN p_pending[l.tx] AND l.amount > 0 THEN l.amount ELSE 0 END) OVER w
+                          > a.max_balance
+                       THEN 'limit_exceeded'
+                   END AS problem,
+                   a.balance - coalesce(h.pending_debits, 0)
+                       + sum(CASE WHEN p_pending[l.tx] THEN 0 ELSE l.amount END) OVER w
+                       - sum(CASE WHEN p_pending[l.tx] AND l.amount < 0 THEN -l.amount ELSE 0 END) OVER w
+                       - l.amount * (l.amount < 0)::int
+                       AS available_before,
+                   a.balance + coalesce(h.pending_credits, 0)
+                       + sum(CASE WHEN p_pending[l.tx] THEN 0 ELSE l.amount END) OVER w
+                       + sum(CASE WHEN p_pending[l.tx] AND l.amount > 0 THEN l.amount ELSE 0 END) OVER w
+                       - l.amount * (l.amount > 0)::int
+                       AS committed_before
+              FROM unnest(p_leg_tx, p_leg_accounts, p_leg_amounts)
+                   WITH ORDINALITY AS l(tx, account_id, amount, ord)
+              LEFT JOIN accounts a ON a.community_id = p_community AND a.id = l.account_id
+              LEFT JOIN units u ON u.community_id = p_community AND u.id = a.unit_id
+              LEFT JOIN ledger_active_holds(p_community, p_leg_accounts, v_at) h
+                     ON h.account_id = l.account_id
+             WHERE v_is_new[l.tx]
+            WINDOW w AS (PARTITION BY l.account_id ORDER BY l.ord)
+        ) x
+        WHERE x.problem IS NOT NULL
+        ORDER BY x.problem = 'limit_exceeded', x.ord
+        LIMIT 1;
+
+        IF FOUND AND v_problem.problem <> 'limit_exceeded' THEN
+            PERFORM ledger_fail(v_problem.problem, jsonb_build_object(
+                'index', v_problem.tx - 1, 'transaction_id', p_ids[v_problem.tx],
+                'account_id', v_problem.account_id, 'status', v_problem.status,
+                'unit', v_problem.unit_code, 'expected_unit', p_unit_codes[v_problem.tx]));
+        END IF;
+
+        -- A transaction that names no unit must balance in each unit it touches.
+        IF EXISTS (SELECT 1 FROM unnest(p_unit_codes) WITH ORDINALITY AS c(code, ord)
+                    WHERE c.code IS NULL AND v_is_new[c.ord]) THEN
+            SELECT l.tx, u.code, sum(l.amount) AS total INTO v_unbalanced
+              FROM unnest(p_leg_tx, p_leg_accounts, p_leg_amounts) AS l(tx, account_id, amount)
+              JOIN accounts a ON a.community_id = p_community AND a.id = l.account_id
+              JOIN units u ON u.community_id = p_community AND u.id = a.unit_id
+             WHERE v_is_new[l.tx] AND p_unit_codes[l.tx] IS NULL
+             GROUP BY l.tx, u.code
+            HAVING sum(l.amount) <> 0
+             ORDER BY l.tx, u.code
+             LIMIT 1;
+            IF FOUND THEN
+                PERFORM ledger_fail('unit_mismatch', jsonb_build_object(
+                    'index', v_unbalanced.tx - 1, 'transaction_id', p_ids[v_unbalanced.tx],
+                    'unit', v_unbalanced.code, 'unbalanced_by', v_unbalanced.total));
+            END IF;
+        END IF;
+
+        IF v_problem.problem = 'limit_exceeded' THEN
+            PERFORM ledger_fail('limit_exceeded', CASE WHEN v_problem.amount < 0
+                THEN jsonb_build_object(
+                    'index', v_problem.tx - 1, 'transaction_id', p_ids[v_problem.tx],
+                    'account_id', v_problem.account_id, 'unit', v_problem.unit_code,
+                    'limit', 'min_balance', 'limit_value', v_problem.min_balance,
+                    'available', v_problem.available_before, 'amount', v_problem.amount,
+                    'exceeded_by', v_problem.min_balance - (v_problem.available_before + v_problem.amount))
+                ELSE jsonb_build_object(
+                    'index', v_problem.tx - 1, 'transaction_id', p_ids[v_problem.tx],
+                    'account_id', v_problem.account_id, 'unit', v_problem.unit_code,
+                    'limit', 'max_balance', 'limit_value', v_problem.max_balance,
+                    'committed', v_problem.committed_before, 'amount', v_problem.amount,
+                    'exceeded_by', v_problem.committed_before + v_problem.amount - v_problem.max_balance)
+                END);
+        END IF;
+
+        -- Posted legs: journal rows with the balance each leaves, then balances.
+        INSERT INTO postings (community_id, account_id, account_seq, transaction_id, amount,
+                              balance_after, posted_at)
+        SELECT p_community, l.account_id,
+               a.posting_count + row_number() OVER w,
+               p_ids[l.tx], l.amount,
+               (a.balance + sum(l.amount) OVER w)::bigint,
+               v_at
+          FROM unnest(p_leg_tx, p_leg_accounts, p_leg_amounts)
+               WITH ORDINALITY AS l(tx, account_id, amount, ord)
+          JOIN accounts a ON a.community_id = p_community AND a.id = l.account_id
+         WHERE v_is_new[l.tx] AND NOT p_pending[l.tx]
+        WINDOW w AS (PARTITION BY l.account_id ORDER BY l.ord);
+
+        UPDATE accounts a
+           SET balance = a.balance + d.delta, posting_count = a.posting_count + d.legs
+          FROM (SELECT l.account_id, sum(l.amount)::bigint AS delta, count(*) AS legs
+                  FROM unnest(p_leg_tx, p_leg_accounts, p_leg_amounts) AS l(tx, account_id, amount)
+                 WHERE v_is_new[l.tx] AND NOT p_pending[l.tx]
+                 GROUP BY l.account_id) d
+         WHERE a.community_id = p_community AND a.id = d.account_id;
+
+        -- Pending legs: kept for the record, and held against limits until resolved.
+        IF true = ANY (p_pending) THEN
+            INSERT INTO pending_legs (community_id, transaction_id, position, account_id, amount)
+            SELECT p_community, p_ids[l.tx], row_number() OVER (PARTITION BY l.tx ORDER BY l.ord),
+                   l.account_id, l.amount
+              FROM unnest(p_leg_tx, p_leg_accounts, p_leg_amounts)
+                   WITH ORDINALITY AS l(tx, account_id, amount, ord)
+             WHERE v_is_new[l.tx] AND p_pending[l.tx];
+
+            INSERT INTO holds (community_id, account_id, transaction_id, amount, expires_at)
+            SELECT p_community, l.account_id, p_ids[l.tx], l.amount,
+                   v_at + make_interval(secs => p_expires_in_s[l.tx])
+              FROM unnest(p_leg_tx, p_leg_accounts, p_leg_amounts) AS l(tx, account_id, amount)
+             WHERE v_is_new[l.tx] AND p_pending[l.tx];
+        END IF;
+    END IF;
+
+    RETURN QUERY
+        SELECT i.ord::integer,
+               CASE WHEN v_is_new[i.ord] THEN 'created' ELSE 'exists' END,
+               t.state, t.created_at, t.resolved_at, t.expires_at
+          FROM unnest(p_ids) WITH ORDINALITY AS i(id, ord)
+          JOIN transactions t ON t.community_id = p_community AND t.id = i.id
+         ORDER BY i.ord;
+END;
+$$;
+
+-- Posts transactions independently: each succeeds or fails on its own, and the
+-- result names the error of each failure. Same arrays as ledger_post_atomic.
+CREATE FUNCTION ledger_post_independent(
+    p_community    uuid,
+    p_ids          uuid[],
+    p_kinds        text[],
+    p_memos        text[],
+    p_categories   text[],
+    p_fingerprints bytea[],
+    p_unit_codes   text[],
+    p_pending      boolean[],
+    p_expires_in_s integer[],
+    p_reverses     uuid[],
+    p_leg_tx       integer[],
+    p_leg_accounts uuid[],
+    p_leg_amounts  bigint[]
+) RETURNS TABLE (tx_index integer, outcome text, state text,
+                 created_at timestamptz, resolved_at timestamptz, expires_at timestamptz,
+                 error_detail text)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    v_index    integer;
+    v_accounts uuid[];
+    v_amounts  bigint[];
+    v_result   record;
+    v_message  text;
+    v_detail   text;
+BEGIN
+    FOR v_index IN 1 .. cardinality(p_ids) LOOP
+        SELECT array_agg(l.account_id ORDER BY l.ord), array_agg(l.amount ORDER BY l.ord)
+          INTO v_accounts, v_amounts
+          FROM unnest(p_leg_tx, p_leg_accounts, p_leg_amounts)
+               WITH ORDINALITY AS l(tx, account_id, amount, ord)
+         WHERE l.tx = v_index;
+        BEGIN
+            SELECT * INTO v_result FROM ledger_post_atomic(
+                p_community, ARRAY[p_ids[v_index]], ARRAY[p_kinds[v_index]],
+                ARRAY[p_memos[v_index]], ARRAY[p_categories[v_index]],
+                ARRAY[p_fingerprints[v_index]], ARRAY[p_unit_codes[v_index]],
+                ARRAY[p_pending[v_index]], ARRAY[p_expires_in_s[v_index]],
+                ARRAY[p_reverses[v_index]],
+                array_fill(1, ARRAY[cardinality(v_accounts)]), v_accounts, v_amounts);
+            tx_index := v_index; outcome := v_result.outcome; state := v_result.state;
+            created_at := v_result.created_at; resolved_at := v_result.resolved_at;
+            expires_at := v_result.expires_at; error_detail := NULL;
+        EXCEPTION WHEN SQLSTATE 'TB000' THEN
+            GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_detail = PG_EXCEPTION_DETAIL;
+            tx_index := v_index; outcome := v_message; state := NULL;
+            created_at := NULL; resolved_at := NULL; expires_at := NULL;
+            error_detail := v_detail;
+        END;
+        RETURN NEXT;
+    END LOOP;
+END;
+$$;
+
+-- Corrects a posted transaction by a new one that moves every amount back. The
+-- reversal is posted like any transaction (limits and statuses apply) and a
+-- transaction is reversed at most once (also a UNIQUE constraint).
+CREATE FUNCTION ledger_reverse(p_community uuid, p_original uuid, p_reversal_id uuid,
+                               p_memo text, p_fingerprint bytea)
+RETURNS TABLE (tx_index integer, outcome text, state text,
+               created_at timestamptz, resolved_at timestamptz, expires_at timestamptz)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    v_original transactions%ROWTYPE;
+    v_existing uuid;
+    v_accounts uuid[];
+    v_amounts  bigint[];
+BEGIN
+    SELECT * INTO v_original FROM transactions t
+     WHERE t.community_id = p_community AND t.id = p_original;
+    IF NOT FOUND THEN
+        PERFORM ledger_fail('unknown_transaction', jsonb_build_object('transaction_id', p_original));
+    END IF;
+    IF v_original.kind = 'reversal' THEN
+        PERFORM ledger_fail('not_reversible', jsonb_build_object(
+            'transaction_id', p_original, 'kind', v_original.kind));
+    END IF;
+    IF v_original.state <> 'posted' THEN
+        PERFORM ledger_fail('not_posted', jsonb_build_object(
+            'transaction_id', p_original, 'state', v_original.state));
+    END IF;
+    SELECT t.id INTO v_existing FROM transactions t
+     WHERE t.community_id = p_community AND t.reverses_id = p_original;
+    IF FOUND AND v_existing <> p_reversal_id THEN
+        PERFORM ledger_fail('already_reversed', jsonb_build_object(
+            'transaction_id', p_original, 'reversal_id', v_existing));
+    END IF;
+
+    SELECT array_agg(p.account_id ORDER BY p.account_id), array_agg(-p.amount ORDER BY p.account_id)
+      INTO v_accounts, v_amounts
+      FROM postings p
+     WHERE p.community_id = p_community AND p.transaction_id = p_original;
+
+    RETURN QUERY SELECT * FROM ledger_post_atomic(
+        p_community, ARRAY[p_reversal_id], ARRAY['reversal'], ARRAY[p_memo],
+        ARRAY[v_original.category], ARRAY[p_fingerprint], ARRAY[NULL::text], ARRAY[false],
+        ARRAY[NULL::integer], ARRAY[p_original],
+        array_fill(1, ARRAY[cardinality(v_accounts)]), v_accounts, v_amounts);
+END;
+$$;
+
+-- Expires a pending transaction whose time is up: its holds go, its state says so.
+CREATE FUNCTION ledger_expire_one(p_community uuid, p_id uuid, p_expires_at timestamptz)
+RETURNS void LANGUAGE sql AS $$
+    UPDATE transactions SET state = 'expired', resolved_at = p_expires_at
+     WHERE community_id = p_community AND id = p_id AND state = 'pending';
+    DELETE FROM holds WHERE community_id = p_community AND transaction_id = p_id;
+$$;
+
+-- Confirms (posts) a pending transaction. Confirming one already confirmed
+-- answers 'exists'; one that expired is expired now (and answers 'expired').
+CREATE FUNCTION ledger_confirm(p_community uuid, p_id uuid)
+RETURNS TABLE (outcome text, state text,
+               created_at timestamptz, resolved_at timestamptz, expires_at timestamptz)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    v_tx      transactions%ROWTYPE;
+    v_at      timestamptz;
+    v_problem record;
+BEGIN
+    SELECT * INTO v_tx FROM transactions t
+     WHERE t.community_id = p_community AND t.id = p_id FOR UPDATE;
+    IF NOT FOUND THEN
+        PERFORM ledger_fail('unknown_transaction', jsonb_build_object('transaction_id', p_id));
+    END IF;
+    IF v_tx.state = 'posted' AND v_tx.expires_at IS NOT NULL THEN
+        RETURN QUERY SELECT 'exists', v_tx.state, v_tx.created_at, v_tx.resolved_at, v_tx.expires_at;
+        RETURN;
+    END IF;
+    IF v_tx.state <> 'pending' THEN
+        PERFORM ledger_fail('not_pending', jsonb_build_object('transaction_id', p_id, 'state', v_tx.state));
+    END IF;
+
+    PERFORM 1 FROM accounts a
+      WHERE a.community_id = p_community
+        AND a.id IN (SELECT l.account_id FROM pending_legs l
+                      WHERE l.community_id = p_community AND l.transaction_id = p_id)
+      ORDER BY a.id FOR UPDATE;
+    v_at := clock_timestamp();
+
+    IF v_tx.expires_at <= v_at THEN
+        PERFORM ledger_expire_one(p_community, p_id, v_tx.expires_at);
+        RETURN QUERY SELECT 'expired', 'expired'::text, v_tx.created_at, v_tx.expires_at, v_tx.expires_at;
+        RETURN;
+    END IF;
+
+    SELECT a.id, a.status INTO v_problem
+      FROM pending_legs l JOIN accounts a ON a.community_id = p_community AND a.id = l.account_id
+     WHERE l.community_id = p_community AND l.transaction_id = p_id AND a.status <> 'active'
+     ORDER BY l.position LIMIT 1;
+    IF FOUND THEN
+        PERFORM ledger_fail(CASE v_problem.status WHEN 'frozen' THEN 'account_frozen' ELSE 'account_closed' END,
+            jsonb_build_object('transaction_id', p_id, 'account_id', v_problem.id, 'status', v_problem.status));
+    END IF;
+
+    DELETE FROM holds h WHERE h.community_id = p_community AND h.transaction_id = p_id;
+    -- A transaction touches an account at most once, so each leg is the next posting.
+    INSERT INTO postings (community_id, account_id, account_seq, transaction_id, amount,
+                          balance_after, posted_at)
+    SELECT p_community, l.account_id, a.posting_count + 1, p_id, l.amount, a.balance + l.amount, v_at
+      FROM pending_legs l JOIN accounts a ON a.community_id = p_community AND a.id = l.account_id
+     WHERE l.community_id = p_community AND l.transaction_id = p_id;
+    UPDATE accounts a SET balance = a.balance + l.amount, posting_count = a.posting_count + 1
+      FROM pending_legs l
+     WHERE l.community_id = p_community AND l.transaction_id = p_id
+       AND a.community_id = p_community AND a.id = l.account_id;
+    UPDATE transactions t SET state = 'posted', resolved_at = v_at
+     WHERE t.community_id = p_community AND t.id = p_id;
+
+    RETURN QUERY SELECT 'created', 'posted'::text, v_tx.created_at, v_at, v_tx.expires_at;
+END;
+$$;
+
+-- Voids a pending transaction, releasing its holds. Voiding one already voided
+-- answers 'exists'; one that expired is expired now (and answers 'expired').
+CREATE FUNCTION ledger_void(p_community uuid, p_id uuid)
+RETURNS TABLE (outcome text, state text,
+               created_at timestamptz, resolved_at timestamptz, expires_at timestamptz)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    v_tx transactions%ROWTYPE;
+    v_at timestamptz;
+BEGIN
+    SELECT * INTO v_tx FROM transactions t
+     WHERE t.community_id = p_community AND t.id = p_id FOR UPDATE;
+    IF NOT FOUND THEN
+        PERFORM ledger_fail('unknown_transaction', jsonb_build_object('transaction_id', p_id));
+    END IF;
+    IF v_tx.state = 'voided' THEN
+        RETURN QUERY SELECT 'exists', v_tx.state, v_tx.created_at, v_tx.resolved_at, v_tx.expires_at;
+        RETURN;
+    END IF;
+    IF v_tx.state <> 'pending' THEN
+        PERFORM ledger_fail('not_pending', jsonb_build_object('transaction_id', p_id, 'state', v_tx.state));
+    END IF;
+    v_at := clock_timestamp();
+    IF v_tx.expires_at <= v_at THEN
+        PERFORM ledger_expire_one(p_community, p_id, v_tx.expires_at);
+        RETURN QUERY SELECT 'expired', 'expired'::text, v_tx.created_at, v_tx.expires_at, v_tx.expires_at;
+        RETURN;
+    END IF;
+    -- Releasing a hold only loosens limits, so the accounts need no lock.
+    DELETE FROM holds h WHERE h.community_id = p_community AND h.transaction_id = p_id;
+    UPDATE transactions t SET state = 'voided', resolved_at = v_at
+     WHERE t.community_id = p_community AND t.id = p_id;
+    RETURN QUERY SELECT 'created', 'voided'::text, v_tx.created_at, v_at, v_tx.expires_at;
+END;
+$$;
+
+-- Expires up to p_limit overdue pending transactions (any community), oldest
+-- first; safe to run from several processes at once. Returns how many.
+CREATE FUNCTION ledger_expire_overdue(p_limit integer) RETURNS integer
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    v_count integer;
+BEGIN
+    WITH due AS (
+        SELECT t.community_id, t.id FROM transactions t
+         WHERE t.state = 'pending' AND t.expires_at <= clock_timestamp()
+         ORDER BY t.expires_at
+         LIMIT p_limit
+           FOR UPDATE SKIP LOCKED
+    ), expired AS (
+        UPDATE transactions t SET state = 'expired', resolved_at = t.expires_at
+          FROM due WHERE t.community_id = due.community_id AND t.id = due.id
+        RETURNING t.community_id, t.id
+    ), released AS (
+        DELETE FROM holds h USING expired e
+         WHERE h.community_id = e.community_id AND h.transaction_id = e.id
+    )
+    SELECT count(*) INTO v_count FROM expired;
+    RETURN v_count;
+END;
+$$;
+
+-- Changes an account's limits. The new limits must hold the balance including
+-- its active reservations: a limit change never breaks a pending transaction.
+CREATE FUNCTION ledger_set_limits(p_community uuid, p_account uuid,
+                                  p_min_balance bigint, p_max_balance bigint)
+RETURNS void LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    v_account accounts%ROWTYPE;
+    v_debits  bigint := 0;
+    v_credits bigint := 0;
+BEGIN
+    SELECT * INTO v_account FROM accounts a
+     WHERE a.community_id = p_community AND a.id = p_account FOR UPDATE;
+    IF NOT FOUND THEN
+        PERFORM ledger_fail('unknown_account', jsonb_build_object('account_id', p_account));
+    END IF;
+    SELECT h.pending_debits, h.pending_credits INTO v_debits, v_credits
+      FROM ledger_active_holds(p_community, ARRAY[p_account], clock_timestamp()) h;
+    v_debits := coalesce(v_debits, 0);
+    v_credits := coalesce(v_credits, 0);
+    IF p_min_balance > v_account.balance - v_debits OR p_max_balance < v_account.balance + v_credits THEN
+        PERFORM ledger_fail('limits_conflict_with_balance', jsonb_build_object(
+            'account_id', p_account, 'balance', v_account.balance,
+            'pending_debits', v_debits, 'pending_credits', v_credits,
+            'min_balance', p_min_balance, 'max_balance', p_max_balance));
+    END IF;
+    UPDATE accounts a SET min_balance = p_min_balance, max_balance = p_max_balance
+     WHERE a.community_id = p_community AND a.id = p_account;
+END;
+$$;
+
+-- Freezes, unfreezes or closes an account. Closing is final and needs an empty
+-- account with nothing pending.
+CREATE FUNCTION ledger_set_status(p_community uuid, p_account uuid, p_status text)
+RETURNS void LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    v_account accounts%ROWTYPE;
+BEGIN
+    SELECT * INTO v_account FROM accounts a
+     WHERE a.community_id = p_community AND a.id = p_account FOR UPDATE;
+    IF NOT FOUND THEN
+        PERFORM ledger_fail('unknown_account', jsonb_build_object('account_id', p_account));
+    END IF;
+    IF v_account.status = 'closed' AND p_status <> 'closed' THEN
+        PERFORM ledger_fail('account_closed', jsonb_build_object('account_id', p_account, 'status', 'closed'));
+    END IF;
+    IF p_status = 'closed' AND (v_account.balance <> 0 OR EXISTS (
+            SELECT 1 FROM holds h WHERE h.community_id = p_community AND h.account_id = p_account
+               AND h.expires_at > clock_timestamp())) THEN
+        PERFORM ledger_fail('account_not_empty', jsonb_build_object(
+            'account_id', p_account, 'balance', v_account.balance));
+    END IF;
+    UPDATE accounts a SET status = p_status
+     WHERE a.community_id = p_community AND a.id = p_account;
+END;
+$$;

@@ -1,0 +1,89 @@
+"""Wires Timebank together: settings -> database -> ledger -> HTTP application.
+Resources open and close in the application's cleanup context."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import structlog
+from aiohttp import web
+
+from timebank.api import health
+from timebank.database import create_pool, database_uri
+from timebank.keys import DATABASE_POOL, LEDGER, SETTINGS
+from timebank.ledger.errors import DatabaseUnavailable
+from timebank.ledger.store import LedgerStore
+from timebank.migrations import apply_migrations
+from timebank.settings import Settings
+
+logger = structlog.get_logger(__name__)
+
+REQUEST_BODY_SIZE_MAX_BYTES = 4 * 1024 * 1024
+EXPIRY_BATCH_SIZE = 1_000
+SHUTDOWN_GRACE_S = 10.0
+
+Preparation = Callable[[LedgerStore], Awaitable[None]]
+
+
+async def expire_pending_forever(store: LedgerStore, interval_s: float) -> None:
+    """Expires overdue pending transactions now (they may have expired while the
+    service was down) and then every interval."""
+    while True:
+        try:
+            while await store.expire_overdue(EXPIRY_BATCH_SIZE) == EXPIRY_BATCH_SIZE:
+                pass
+        except DatabaseUnavailable as error:
+            logger.warning("expiry_sweep_failed", error=str(error))
+        await asyncio.sleep(interval_s)
+
+
+def create_app(settings: Settings, *, prepare: Preparation | None = None) -> web.Application:
+    app = web.Application(client_max_size=REQUEST_BODY_SIZE_MAX_BYTES)
+    app[SETTINGS] = settings
+    app.add_routes(health.routes)
+
+    async def database_context(app: web.Application) -> AsyncIterator[None]:
+        async with database_uri(settings) as uri:
+            pool = await create_pool(uri, settings)
+            try:
+                async with pool.acquire() as connection:
+                    await apply_migrations(connection)
+                store = LedgerStore(pool, settings)
+                app[DATABASE_POOL] = pool
+                app[LEDGER] = store
+                if prepare is not None:
+                    await prepare(store)
+                sweeper = asyncio.create_task(
+                    expire_pending_forever(store, settings.expiry_sweep_interval_s)
+                )
+                yield
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
+            finally:
+                await pool.close()
+
+    app.cleanup_ctx.append(database_context)
+    return app
+
+
+async def serve(settings: Settings, *, prepare: Preparation | None = None) -> None:
+    """Runs the HTTP server until SIGINT or SIGTERM, then shuts down cleanly."""
+    app = create_app(settings, prepare=prepare)
+    runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_GRACE_S, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.host, settings.port)
+        await site.start()
+        logger.info("listening", url=f"http://{settings.host}:{settings.port}")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signal_number in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signal_number, stop.set)
+        await stop.wait()
+        logger.info("stopping")
+    finally:
+        await runner.cleanup()

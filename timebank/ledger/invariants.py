@@ -1,0 +1,123 @@
+"""The ledger's invariants, checked against the database as it is. `timebank check`
+and the tests run them; each names what is wrong, with the rows that show it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from timebank.database import DatabaseConnection
+
+# Each check is a query returning the rows that break it (none when it holds).
+INVARIANT_QUERIES: dict[str, str] = {
+    "balances_sum_to_zero_per_unit": """
+        SELECT c.slug AS community, u.code AS unit, sum(a.balance) AS total
+          FROM accounts a
+          JOIN units u ON u.community_id = a.community_id AND u.id = a.unit_id
+          JOIN communities c ON c.id = a.community_id
+         GROUP BY c.slug, u.code
+        HAVING sum(a.balance) <> 0
+    """,
+    "balance_equals_sum_of_postings": """
+        SELECT a.id AS account_id, a.balance, coalesce(p.total, 0) AS postings_total,
+               a.posting_count, coalesce(p.postings, 0) AS postings
+          FROM accounts a
+          LEFT JOIN (SELECT community_id, account_id, sum(amount) AS total, count(*) AS postings,
+                            max(account_seq) AS last_seq
+                       FROM postings GROUP BY community_id, account_id) p
+            ON p.community_id = a.community_id AND p.account_id = a.id
+         WHERE a.balance <> coalesce(p.total, 0)
+            OR a.posting_count <> coalesce(p.postings, 0)
+            OR a.posting_count <> coalesce(p.last_seq, 0)
+    """,
+    "running_balance_chain": """
+        SELECT account_id, account_seq, balance_after, previous_balance, amount
+          FROM (SELECT account_id, account_seq, balance_after, amount,
+                       coalesce(lag(balance_after) OVER w, 0) AS previous_balance,
+                       coalesce(lag(posted_at) OVER w, posted_at) AS previous_posted_at,
+                       posted_at
+                  FROM postings
+                WINDOW w AS (PARTITION BY community_id, account_id ORDER BY account_seq)) x
+         WHERE balance_after <> previous_balance + amount OR posted_at < previous_posted_at
+         LIMIT 20
+    """,
+    "balances_within_limits": """
+        SELECT a.id AS account_id, a.balance, a.min_balance, a.max_balance,
+               coalesce(h.debits, 0) AS pending_debits, coalesce(h.credits, 0) AS pending_credits
+          FROM accounts a
+          LEFT JOIN (SELECT community_id, account_id,
+                            sum(-amount) FILTER (WHERE amount < 0) AS debits,
+                            sum(amount) FILTER (WHERE amount > 0) AS credits
+                       FROM holds WHERE expires_at > clock_timestamp()
+                      GROUP BY community_id, account_id) h
+            ON h.community_id = a.community_id AND h.account_id = a.id
+         WHERE a.balance - coalesce(h.debits, 0) < a.min_balance
+            OR a.balance + coalesce(h.credits, 0) > a.max_balance
+    """,
+    "posted_transactions_balance_per_unit": """
+        SELECT p.transaction_id, u.code AS unit, sum(p.amount) AS total
+          FROM postings p
+          JOIN accounts a ON a.community_id = p.community_id AND a.id = p.account_id
+          JOIN units u ON u.community_id = a.community_id AND u.id = a.unit_id
+         GROUP BY p.transaction_id, u.code
+        HAVING sum(p.amount) <> 0
+         LIMIT 20
+    """,
+    "posted_transactions_have_postings": """
+        SELECT t.id AS transaction_id, t.state, count(p.account_id) AS postings
+          FROM transactions t
+          LEFT JOIN postings p ON p.community_id = t.community_id AND p.transaction_id = t.id
+         GROUP BY t.community_id, t.id, t.state
+        HAVING (t.state = 'posted') <> (count(p.account_id) >= 2)
+         LIMIT 20
+    """,
+    "pending_legs_balance": """
+        SELECT l.transaction_id, sum(l.amount) AS total, count(*) AS legs
+          FROM pending_legs l
+         GROUP BY l.community_id, l.transaction_id
+        HAVING sum(l.amount) <> 0 OR count(*) < 2
+         LIMIT 20
+    """,
+    "holds_only_for_pending_transactions": """
+        SELECT h.transaction_id, t.state
+          FROM holds h
+          JOIN transactions t ON t.community_id = h.community_id AND t.id = h.transaction_id
+         WHERE t.state <> 'pending'
+         LIMIT 20
+    """,
+    "reversals_mirror_their_original": """
+        SELECT r.id AS reversal_id, r.reverses_id
+          FROM transactions r
+         WHERE r.reverses_id IS NOT NULL
+           AND EXISTS (
+               SELECT account_id, amount FROM postings
+                WHERE community_id = r.community_id AND transaction_id = r.reverses_id
+               EXCEPT
+               SELECT account_id, -amount FROM postings
+                WHERE community_id = r.community_id AND transaction_id = r.id)
+         LIMIT 20
+    """,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class InvariantViolation:
+    invariant: str
+    rows: list[dict[str, object]]
+
+    def describe(self) -> str:
+        shown = "; ".join(
+            ", ".join(f"{key}={value}" for key, value in row.items()) for row in self.rows[:5]
+        )
+        more = f" (and {len(self.rows) - 5} more)" if len(self.rows) > 5 else ""
+        return f"{self.invariant}: {shown}{more}"
+
+
+async def check_invariants(connection: DatabaseConnection) -> list[InvariantViolation]:
+    """Every invariant, judged on one consistent snapshot. Empty when all hold."""
+    violations = []
+    async with connection.transaction(isolation="repeatable_read", readonly=True):
+        for name, query in INVARIANT_QUERIES.items():
+            rows = await connection.fetch(query)
+            if rows:
+                violations.append(InvariantViolation(name, [dict(row) for row in rows]))
+    return violations

@@ -1,0 +1,112 @@
+"""The ledger's SQL, as named constants. Writes are calls to the functions of
+`sql/0002_ledger_functions.sql`; values are always parameters."""
+
+POST_ATOMIC = (
+    "SELECT * FROM ledger_post_atomic($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+)
+POST_INDEPENDENT = (
+    "SELECT * FROM ledger_post_independent($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+)
+REVERSE = "SELECT * FROM ledger_reverse($1, $2, $3, $4, $5)"
+CONFIRM = "SELECT * FROM ledger_confirm($1, $2)"
+VOID = "SELECT * FROM ledger_void($1, $2)"
+EXPIRE_OVERDUE = "SELECT ledger_expire_overdue($1)"
+SET_LIMITS = "SELECT ledger_set_limits($1, $2, $3, $4)"
+SET_STATUS = "SELECT ledger_set_status($1, $2, $3)"
+
+INSERT_COMMUNITY = """
+INSERT INTO communities (slug, name) VALUES ($1, $2)
+RETURNING id, slug, name, created_at
+"""
+INSERT_COMMUNITY_PARTY = """
+INSERT INTO parties (community_id, kind, display_name) VALUES ($1, 'community', $2)
+"""
+SELECT_COMMUNITY_BY_SLUG = "SELECT id, slug, name, created_at FROM communities WHERE slug = $1"
+SELECT_COMMUNITY_BY_ID = "SELECT id, slug, name, created_at FROM communities WHERE id = $1"
+SELECT_COMMUNITY_PARTY = """
+SELECT id, community_id, kind, display_name FROM parties
+ WHERE community_id = $1 AND kind = 'community'
+"""
+
+INSERT_UNIT = """
+INSERT INTO units (community_id, code, name, kind, decimals,
+                   default_min_balance, default_max_balance)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+RETURNING id, community_id, code, name, kind, decimals, default_min_balance, default_max_balance
+"""
+SELECT_UNITS = """
+SELECT id, community_id, code, name, kind, decimals, default_min_balance, default_max_balance
+  FROM units WHERE community_id = $1 ORDER BY kind DESC, code
+"""
+
+INSERT_PARTY = """
+INSERT INTO parties (community_id, kind, display_name) VALUES ($1, $2, $3)
+RETURNING id, community_id, kind, display_name
+"""
+
+# Opens an account with the unit's default limits unless given; no row when the
+# unit or the owner is not in the community.
+INSERT_ACCOUNT = """
+INSERT INTO accounts (community_id, unit_id, owner_id, purpose, min_balance, max_balance)
+SELECT u.community_id, u.id, p.id, $4,
+       coalesce($5, u.default_min_balance), coalesce($6, u.default_max_balance)
+  FROM units u JOIN parties p ON p.community_id = u.community_id AND p.id = $3
+ WHERE u.community_id = $1 AND u.id = $2
+RETURNING id
+"""
+
+SELECT_ACCOUNT = """
+SELECT a.id, a.community_id, u.code AS unit_code, a.owner_id, a.purpose, a.status,
+       a.min_balance, a.max_balance, a.balance, a.posting_count,
+       coalesce(h.pending_debits, 0) AS pending_debits,
+       coalesce(h.pending_credits, 0) AS pending_credits
+  FROM accounts a
+  JOIN units u ON u.community_id = a.community_id AND u.id = a.unit_id
+  LEFT JOIN LATERAL ledger_active_holds(a.community_id, ARRAY[a.id], clock_timestamp()) h ON true
+ WHERE a.id = $1
+"""
+
+SELECT_TRANSACTION = """
+SELECT t.id, t.community_id, t.kind, t.memo, t.category, t.reverses_id,
+       t.created_at, t.expires_at,
+       -- A pending transaction past its expiry is expired, swept or not.
+       CASE WHEN t.state = 'pending' AND t.expires_at <= clock_timestamp()
+            THEN 'expired' ELSE t.state END AS state,
+       CASE WHEN t.state = 'pending' AND t.expires_at <= clock_timestamp()
+            THEN t.expires_at ELSE t.resolved_at END AS resolved_at,
+       (SELECT r.id FROM transactions r
+         WHERE r.community_id = t.community_id AND r.reverses_id = t.id) AS reversed_by_id
+  FROM transactions t
+ WHERE t.community_id = $1 AND t.id = $2
+"""
+SELECT_TRANSACTION_POSTINGS = """
+SELECT account_id, amount, balance_after FROM postings
+ WHERE community_id = $1 AND transaction_id = $2
+ ORDER BY amount, account_id
+"""
+SELECT_TRANSACTION_PENDING_LEGS = """
+SELECT account_id, amount, NULL::bigint AS balance_after FROM pending_legs
+ WHERE community_id = $1 AND transaction_id = $2
+ ORDER BY position
+"""
+
+# Newest first, keyset on the account's posting sequence (never OFFSET).
+SELECT_STATEMENT = """
+SELECT p.account_seq, p.transaction_id, t.kind, t.memo, t.category, p.amount,
+       p.balance_after, p.posted_at
+  FROM postings p
+  JOIN transactions t ON t.community_id = p.community_id AND t.id = p.transaction_id
+ WHERE p.community_id = $1 AND p.account_id = $2
+   AND p.account_seq < $3
+   AND ($4::timestamptz IS NULL OR p.posted_at >= $4)
+   AND ($5::timestamptz IS NULL OR p.posted_at < $5)
+ ORDER BY p.account_seq DESC
+ LIMIT $6
+"""
+
+SELECT_BALANCE_AT = """
+SELECT balance_after FROM postings
+ WHERE community_id = $1 AND account_id = $2 AND posted_at <= $3
+ ORDER BY posted_at DESC, account_seq DESC
+ LIMIT 1
+"""

@@ -1,0 +1,449 @@
+"""The ledger's only door to PostgreSQL. It validates what needs no database with
+the pure rules, makes each write one call to a ledger function, and turns database
+errors into the ledger's named errors (never letting asyncpg's escape)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+import asyncpg
+
+from timebank.ledger import queries
+from timebank.ledger.errors import (
+    AlreadyReversed,
+    DatabaseUnavailable,
+    DuplicateName,
+    LedgerError,
+    NotPending,
+    UnknownAccount,
+    UnknownCommunity,
+    UnknownTransaction,
+    UnknownUnit,
+    ValidationError,
+    error_from_code,
+)
+from timebank.ledger.models import (
+    MEMO_LENGTH_MAX,
+    STATEMENT_PAGE_SIZE_DEFAULT,
+    STATEMENT_PAGE_SIZE_MAX,
+    Account,
+    AccountStatus,
+    Community,
+    Outcome,
+    Party,
+    PartyKind,
+    StatementLine,
+    StatementPage,
+    StoredPosting,
+    Transaction,
+    TransactionKind,
+    TransactionRequest,
+    TransactionResult,
+    TransactionState,
+    Unit,
+    UnitKind,
+    default_reversal_id,
+    require_int,
+    reversal_fingerprint,
+    validate_batch,
+    validate_limits,
+)
+from timebank.settings import Settings
+
+T = TypeVar("T")
+
+LEDGER_ERROR_SQLSTATE = "TB000"
+# Lock ordering makes these unexpected, but a bounded retry keeps them from a caller;
+# every ledger write is all-or-nothing and idempotent, so a retry is safe.
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+RETRY_ATTEMPTS_MAX = 5
+RETRY_BACKOFF_S = 0.005
+SEQ_AFTER_LAST = 2**63 - 1
+
+
+def _translate(error: asyncpg.PostgresError) -> LedgerError | None:
+    """The named ledger error behind a database error, or None if it is a bug."""
+    sqlstate = getattr(error, "sqlstate", None)
+    if sqlstate == LEDGER_ERROR_SQLSTATE:
+        detail = getattr(error, "detail", None)
+        context: dict[str, Any] = json.loads(detail) if detail else {}
+        return error_from_code(str(getattr(error, "message", "")), context)
+    if isinstance(error, asyncpg.UniqueViolationError):
+        if error.constraint_name == "transactions_reversed_once":
+            return AlreadyReversed("the transaction was reversed by a concurrent request")
+        return DuplicateName(detail=error.detail or "already exists")
+    if isinstance(error, asyncpg.CheckViolationError | asyncpg.StringDataRightTruncationError):
+        return ValidationError(f"refused by the ledger's constraints: {error.constraint_name}")
+    return None
+
+
+class LedgerStore:
+    """Ledger operations on a connection pool."""
+
+    def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
+        self._pool = pool
+        self._settings = settings
+
+    async def _run(self, operation: Callable[[], Awaitable[T]]) -> T:
+        for attempt in range(1, RETRY_ATTEMPTS_MAX + 1):
+            try:
+                return await operation()
+            except asyncpg.PostgresError as error:
+                if error.sqlstate in RETRYABLE_SQLSTATES and attempt < RETRY_ATTEMPTS_MAX:
+                    await asyncio.sleep(RETRY_BACKOFF_S * attempt)
+                    continue
+                translated = _translate(error)
+                if translated is None:
+                    raise
+                raise translated from error
+            except (TimeoutError, OSError, asyncpg.InterfaceError) as error:
+                raise DatabaseUnavailable(str(error) or type(error).__name__) from error
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _fetch(self, query: str, *args: object) -> list[asyncpg.Record]:
+        return await self._run(lambda: self._pool.fetch(query, *args))
+
+    async def _fetchrow(self, query: str, *args: object) -> asyncpg.Record | None:
+        return await self._run(lambda: self._pool.fetchrow(query, *args))
+
+    async def _execute(self, query: str, *args: object) -> None:
+        await self._run(lambda: self._pool.execute(query, *args))
+
+    # Communities, units, parties, accounts.
+
+    async def create_community(self, slug: str, name: str) -> Community:
+        async def create() -> Community:
+            async with self._pool.acquire() as connection, connection.transaction():
+                row = await connection.fetchrow(queries.INSERT_COMMUNITY, slug, name)
+                assert row is not None
+                await connection.execute(queries.INSERT_COMMUNITY_PARTY, row["id"], name)
+                return Community(**dict(row))
+
+        return await self._run(create)
+
+    async def community_by_slug(self, slug: str) -> Community:
+        row = await self._fetchrow(queries.SELECT_COMMUNITY_BY_SLUG, slug)
+        if row is None:
+            raise UnknownCommunity(f"no community with slug {slug!r}", slug=slug)
+        return Community(**dict(row))
+
+    async def community_party(self, community_id: uuid.UUID) -> Party:
+        row = await self._fetchrow(queries.SELECT_COMMUNITY_PARTY, community_id)
+        if row is None:
+            raise UnknownCommunity(community_id=str(community_id))
+        return Party(**{**dict(row), "kind": PartyKind(row["kind"])})
+
+    async def create_unit(
+        self,
+        community_id: uuid.UUID,
+        *,
+        code: str,
+        name: str,
+        kind: UnitKind,
+        decimals: int,
+        default_min_balance: int,
+        default_max_balance: int,
+    ) -> Unit:
+        validate_limits(default_min_balance, default_max_balance)
+        if kind is UnitKind.TIME and decimals != 0:
+            raise ValidationError("a time unit counts whole minutes: decimals must be 0")
+        row = await self._fetchrow(
+            queries.INSERT_UNIT,
+            community_id,
+            code,
+            name,
+            kind.value,
+            require_int(decimals, "decimals"),
+            default_min_balance,
+            default_max_balance,
+        )
+        assert row is not None
+        return _unit(row)
+
+    async def units(self, community_id: uuid.UUID) -> list[Unit]:
+        return [_unit(row) for row in await self._fetch(queries.SELECT_UNITS, community_id)]
+
+    async def create_party(
+        self, community_id: uuid.UUID, kind: PartyKind, display_name: str
+    ) -> Party:
+        if kind is PartyKind.COMMUNITY:
+            raise ValidationError("the community's own party is made with the community")
+        row = await self._fetchrow(queries.INSERT_PARTY, community_id, kind.value, display_name)
+        assert row is not None
+        return Party(**{**dict(row), "kind": PartyKind(row["kind"])})
+
+    async def open_account(
+        self,
+        community_id: uuid.UUID,
+        *,
+        owner_id: uuid.UUID,
+        unit_id: uuid.UUID,
+        purpose: str = "main",
+        min_balance: int | None = None,
+        max_balance: int | None = None,
+    ) -> Account:
+        if min_balance is not None or max_balance is not None:
+            validate_limits(
+                min_balance if min_balance is not None else 0,
+                max_balance if max_balance is not None else 0,
+            )
+        account_id = await self._run(
+            lambda: self._pool.fetchval(
+                queries.INSERT_ACCOUNT,
+                community_id,
+                unit_id,
+                owner_id,
+                purpose,
+                min_balance,
+                max_balance,
+            )
+        )
+        if account_id is None:
+            raise UnknownUnit(
+                "the unit or the owner is not in this community",
+                unit_id=str(unit_id),
+                owner_id=str(owner_id),
+            )
+        return await self.account(account_id)
+
+    async def account(self, account_id: uuid.UUID) -> Account:
+        row = await self._fetchrow(queries.SELECT_ACCOUNT, account_id)
+        if row is None:
+            raise UnknownAccount(account_id=str(account_id))
+        return Account(**{**dict(row), "status": AccountStatus(row["status"])})
+
+    async def set_limits(
+        self, community_id: uuid.UUID, account_id: uuid.UUID, min_balance: int, max_balance: int
+    ) -> Account:
+        validate_limits(min_balance, max_balance)
+        await self._execute(queries.SET_LIMITS, community_id, account_id, min_balance, max_balance)
+        return await self.account(account_id)
+
+    async def set_status(
+        self, community_id: uuid.UUID, account_id: uuid.UUID, status: AccountStatus
+    ) -> Account:
+        await self._execute(queries.SET_STATUS, community_id, account_id, status.value)
+        return await self.account(account_id)
+
+    # Transactions.
+
+    async def post(self, request: TransactionRequest) -> TransactionResult:
+        """Writes one transaction, or finds it written by an earlier call."""
+        (result,) = await self.post_atomic([request])
+        return result
+
+    async def post_atomic(self, requests: Sequence[TransactionRequest]) -> list[TransactionResult]:
+        """Writes all the transactions or, on the first error, none of them."""
+        validate_batch(requests, expiry_max_s=self._settings.pending_expiry_max_s)
+        rows = await self._fetch(queries.POST_ATOMIC, *self._arrays(requests))
+        assert len(rows) == len(requests), "every transaction of the batch has a result"
+        return [_result(request, row) for request, row in zip(requests, rows, strict=True)]
+
+    async def post_independent(
+        self, requests: Sequence[TransactionRequest]
+    ) -> list[TransactionResult | LedgerError]:
+        """Writes each transaction on its own; one result or named error per item."""
+        validate_batch(requests, expiry_max_s=self._settings.pending_expiry_max_s)
+        rows = await self._fetch(queries.POST_INDEPENDENT, *self._arrays(requests))
+        assert len(rows) == len(requests), "every transaction of the batch has a result"
+        results: list[TransactionResult | LedgerError] = []
+        for request, row in zip(requests, rows, strict=True):
+            if row["outcome"] in (Outcome.CREATED, Outcome.EXISTS):
+                results.append(_result(request, row))
+            else:
+                context = json.loads(row["error_detail"]) if row["error_detail"] else {}
+                context.pop("index", None)
+                results.append(error_from_code(row["outcome"], context))
+        return results
+
+    def _arrays(self, requests: Sequence[TransactionRequest]) -> tuple[object, ...]:
+        default_expiry_s = self._settings.pending_expiry_default_s
+        leg_tx: list[int] = []
+        leg_accounts: list[uuid.UUID] = []
+        leg_amounts: list[int] = []
+        for index, request in enumerate(requests, start=1):
+            for posting in request.postings:
+                leg_tx.append(index)
+                leg_accounts.append(posting.account_id)
+                leg_amounts.append(posting.amount)
+        return (
+            requests[0].community_id,
+            [request.id for request in requests],
+            [request.kind.value for request in requests],
+            [request.memo for request in requests],
+            [request.category for request in requests],
+            [request.fingerprint() for request in requests],
+            [request.unit_code for request in requests],
+            [request.pending for request in requests],
+            [
+                (request.expires_in_s or default_expiry_s) if request.pending else None
+                for request in requests
+            ],
+            [None] * len(requests),
+            leg_tx,
+            leg_accounts,
+            leg_amounts,
+        )
+
+    async def confirm(
+        self, community_id: uuid.UUID, transaction_id: uuid.UUID
+    ) -> TransactionResult:
+        """Posts a pending transaction; confirming it again answers `exists`."""
+        return await self._resolve(queries.CONFIRM, community_id, transaction_id)
+
+    async def void(self, community_id: uuid.UUID, transaction_id: uuid.UUID) -> TransactionResult:
+        """Voids a pending transaction, releasing its holds; again answers `exists`."""
+        return await self._resolve(queries.VOID, community_id, transaction_id)
+
+    async def _resolve(
+        self, query: str, community_id: uuid.UUID, transaction_id: uuid.UUID
+    ) -> TransactionResult:
+        row = await self._fetchrow(query, community_id, transaction_id)
+        assert row is not None
+        if row["outcome"] == "expired":
+            raise NotPending(transaction_id=str(transaction_id), state="expired")
+        return TransactionResult(
+            id=transaction_id,
+            outcome=Outcome(row["outcome"]),
+            state=TransactionState(row["state"]),
+            created_at=row["created_at"],
+            resolved_at=row["resolved_at"],
+            expires_at=row["expires_at"],
+        )
+
+    async def reverse(
+        self,
+        community_id: uuid.UUID,
+        transaction_id: uuid.UUID,
+        *,
+        reversal_id: uuid.UUID | None = None,
+        memo: str = "",
+    ) -> TransactionResult:
+        """Posts the reversal of a posted transaction (at most one per transaction)."""
+        if len(memo) > MEMO_LENGTH_MAX:
+            raise ValidationError(f"memo is longer than {MEMO_LENGTH_MAX} characters", field="memo")
+        reversal_id = reversal_id or default_reversal_id(transaction_id)
+        row = await self._fetchrow(
+            queries.REVERSE,
+            community_id,
+            transaction_id,
+            reversal_id,
+            memo,
+            reversal_fingerprint(transaction_id, memo),
+        )
+        assert row is not None
+        return TransactionResult(
+            id=reversal_id,
+            outcome=Outcome(row["outcome"]),
+            state=TransactionState(row["state"]),
+            created_at=row["created_at"],
+            resolved_at=row["resolved_at"],
+            expires_at=row["expires_at"],
+        )
+
+    async def expire_overdue(self, limit: int = 1_000) -> int:
+        """Expires overdue pending transactions; returns how many it expired."""
+        count = await self._run(lambda: self._pool.fetchval(queries.EXPIRE_OVERDUE, limit))
+        assert isinstance(count, int)
+        return count
+
+    # Reads.
+
+    async def transaction(self, community_id: uuid.UUID, transaction_id: uuid.UUID) -> Transaction:
+        async def read() -> Transaction:
+            async with (
+                self._pool.acquire() as connection,
+                connection.transaction(isolation="repeatable_read", readonly=True),
+            ):
+                row = await connection.fetchrow(
+                    queries.SELECT_TRANSACTION, community_id, transaction_id
+                )
+                if row is None:
+                    raise UnknownTransaction(transaction_id=str(transaction_id))
+                legs_query = (
+                    queries.SELECT_TRANSACTION_POSTINGS
+                    if row["state"] == TransactionState.POSTED
+                    else queries.SELECT_TRANSACTION_PENDING_LEGS
+                )
+                legs = await connection.fetch(legs_query, community_id, transaction_id)
+                return _transaction(row, legs)
+
+        return await self._run(read)
+
+    async def statement(
+        self,
+        account_id: uuid.UUID,
+        *,
+        limit: int = STATEMENT_PAGE_SIZE_DEFAULT,
+        before_seq: int | None = None,
+        posted_from: datetime | None = None,
+        posted_before: datetime | None = None,
+    ) -> StatementPage:
+        """The account's postings, newest first, with the balance each left."""
+        if not 1 <= require_int(limit, "limit") <= STATEMENT_PAGE_SIZE_MAX:
+            raise ValidationError(f"limit must be between 1 and {STATEMENT_PAGE_SIZE_MAX}")
+        account = await self.account(account_id)
+        rows = await self._fetch(
+            queries.SELECT_STATEMENT,
+            account.community_id,
+            account_id,
+            SEQ_AFTER_LAST if before_seq is None else before_seq,
+            posted_from,
+            posted_before,
+            limit + 1,
+        )
+        lines = tuple(
+            StatementLine(**{**dict(row), "kind": TransactionKind(row["kind"])})
+            for row in rows[:limit]
+        )
+        next_before_seq = lines[-1].account_seq if len(rows) > limit else None
+        return StatementPage(lines=lines, next_before_seq=next_before_seq)
+
+    async def balance_at(self, account_id: uuid.UUID, instant: datetime) -> int:
+        """The account's posted balance as it stood at `instant`."""
+        account = await self.account(account_id)
+        balance = await self._run(
+            lambda: self._pool.fetchval(
+                queries.SELECT_BALANCE_AT, account.community_id, account_id, instant
+            )
+        )
+        return 0 if balance is None else int(balance)
+
+
+def _unit(row: asyncpg.Record) -> Unit:
+    return Unit(**{**dict(row), "kind": UnitKind(row["kind"])})
+
+
+def _result(request: TransactionRequest, row: asyncpg.Record) -> TransactionResult:
+    result = TransactionResult(
+        id=request.id,
+        outcome=Outcome(row["outcome"]),
+        state=TransactionState(row["state"]),
+        created_at=row["created_at"],
+        resolved_at=row["resolved_at"],
+        expires_at=row["expires_at"],
+    )
+    if result.outcome is Outcome.CREATED:
+        expected = TransactionState.PENDING if request.pending else TransactionState.POSTED
+        assert result.state is expected, f"new transaction {request.id} is {result.state}"
+    return result
+
+
+def _transaction(row: asyncpg.Record, legs: list[asyncpg.Record]) -> Transaction:
+    postings = tuple(
+        StoredPosting(leg["account_id"], leg["amount"], leg["balance_after"]) for leg in legs
+    )
+    assert sum(posting.amount for posting in postings) == 0, "a stored transaction balances"
+    return Transaction(
+        **{
+            **dict(row),
+            "kind": TransactionKind(row["kind"]),
+            "state": TransactionState(row["state"]),
+        },
+        postings=postings,
+    )

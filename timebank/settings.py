@@ -1,0 +1,55 @@
+"""All configuration, read once from the environment and passed down explicitly."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    """Per-user data directory: $XDG_DATA_HOME/timebank, else ~/.local/share/timebank."""
+    xdg_data_home = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg_data_home) if xdg_data_home else Path.home() / ".local" / "share"
+    return base / "timebank"
+
+
+class Settings(BaseSettings):
+    """Timebank's settings. Environment variables are `TIMEBANK_<NAME>`, except
+    `DATABASE_URL`, which is also read under its conventional name."""
+
+    model_config = SettingsConfigDict(env_prefix="TIMEBANK_", extra="ignore", frozen=True)
+
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "TIMEBANK_DATABASE_URL"),
+        description="PostgreSQL server to use. Unset: start an embedded server in data_dir.",
+    )
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Where the embedded PostgreSQL keeps its files (and, later, the keys).",
+    )
+    embedded_database_name: str = Field(
+        default="timebank", description="Database created inside the embedded server."
+    )
+    host: str = Field(default="127.0.0.1", description="Address the HTTP server listens on.")
+    port: int = Field(default=8080, ge=0, le=65535, description="Port the HTTP server listens on.")
+    database_pool_min_size: int = Field(default=2, ge=1, le=200)
+    database_pool_max_size: int = Field(default=20, ge=1, le=200)
+    database_command_timeout_s: float = Field(default=30.0, gt=0)
+    pending_expiry_default_s: int = Field(
+        default=7 * 24 * 3600, ge=1, description="Lifetime of a pending transaction by default."
+    )
+    pending_expiry_max_s: int = Field(
+        default=90 * 24 * 3600, ge=1, description="Longest lifetime a pending transaction may ask."
+    )
+    expiry_sweep_interval_s: float = Field(
+        default=5.0, gt=0, description="How often overdue pending transactions are expired."
+    )
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto", description="'auto' is readable on a terminal and JSON otherwise."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
