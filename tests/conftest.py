@@ -1,0 +1,167 @@
+"""Test databases: the embedded PostgreSQL by default, or the server named by
+TIMEBANK_TEST_DATABASE_URL (e.g. the system PostgreSQL 15). Either way each test
+session works in a fresh database of its own, dropped at the end."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from timebank.database import start_embedded_server, with_database_name
+from timebank.ledger.models import Account, PartyKind, UnitKind
+from timebank.ledger.store import LedgerStore
+from timebank.migrations import apply_migrations
+from timebank.settings import Settings
+
+TEST_SERVER_URL_VARIABLE = "TIMEBANK_TEST_DATABASE_URL"
+TIME_MIN_BALANCE = -600
+TIME_MAX_BALANCE = 6_000
+CURRENCY_MAX_BALANCE = 100_000
+
+
+@pytest.fixture(scope="session")
+def database_server_uri() -> Iterator[str]:
+    """A PostgreSQL server to test against, as a URI to its maintenance database."""
+    external = os.environ.get(TEST_SERVER_URL_VARIABLE)
+    if external:
+        yield external
+        return
+    with tempfile.TemporaryDirectory(prefix="timebank-test-") as directory:
+        server = start_embedded_server(Path(directory))
+        try:
+            yield with_database_name(server.uri, "postgres")
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def create_database(
+    database_server_uri: str,
+) -> Iterator[Callable[[], Awaitable[str]]]:
+    """Makes fresh empty databases on the test server; drops them all at the end."""
+    created: list[str] = []
+
+    async def create() -> str:
+        name = f"timebank_test_{secrets.token_hex(6)}"
+        connection = await asyncpg.connect(database_server_uri)
+        try:
+            await connection.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await connection.close()
+        created.append(name)
+        return with_database_name(database_server_uri, name)
+
+    yield create
+
+    async def drop_all() -> None:
+        connection = await asyncpg.connect(database_server_uri)
+        try:
+            for name in created:
+                await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await connection.close()
+
+    asyncio.run(drop_all())
+
+
+@pytest.fixture(scope="session")
+async def database_uri(create_database: Callable[[], Awaitable[str]]) -> str:
+    """The session's migrated database."""
+    uri = await create_database()
+    connection = await asyncpg.connect(uri)
+    try:
+        await apply_migrations(connection)
+    finally:
+        await connection.close()
+    return uri
+
+
+@pytest.fixture(scope="session")
+def settings(database_uri: str) -> Settings:
+    return Settings(database_url=database_uri, log_format="console")
+
+
+@pytest.fixture(scope="session")
+async def pool(database_uri: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(database_uri, min_size=2, max_size=24)
+    assert pool is not None
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="session")
+def store(pool: asyncpg.Pool, settings: Settings) -> LedgerStore:
+    return LedgerStore(pool, settings)
+
+
+@dataclass
+class CommunityFixture:
+    """A fresh community with an hour unit 'H' and a currency 'G', and helpers to
+    open accounts in it."""
+
+    store: LedgerStore
+    id: uuid.UUID
+    slug: str
+    hours_unit_id: uuid.UUID
+    currency_unit_id: uuid.UUID
+
+    async def member_account(
+        self,
+        name: str = "member",
+        *,
+        currency: bool = False,
+        min_balance: int | None = None,
+        max_balance: int | None = None,
+    ) -> Account:
+        party = await self.store.create_party(self.id, PartyKind.MEMBER, name)
+        return await self.store.open_account(
+            self.id,
+            owner_id=party.id,
+            unit_id=self.currency_unit_id if currency else self.hours_unit_id,
+            min_balance=min_balance,
+            max_balance=max_balance,
+        )
+
+
+@pytest.fixture
+def make_community(store: LedgerStore) -> Callable[[], Awaitable[CommunityFixture]]:
+    async def make() -> CommunityFixture:
+        slug = f"c-{secrets.token_hex(6)}"
+        community = await store.create_community(slug, f"Community {slug}")
+        hours = await store.create_unit(
+            community.id,
+            code="H",
+            name="Hours",
+            kind=UnitKind.TIME,
+            decimals=0,
+            default_min_balance=TIME_MIN_BALANCE,
+            default_max_balance=TIME_MAX_BALANCE,
+        )
+        currency = await store.create_unit(
+            community.id,
+            code="G",
+            name="Gonettes",
+            kind=UnitKind.CURRENCY,
+            decimals=2,
+            default_min_balance=0,
+            default_max_balance=CURRENCY_MAX_BALANCE,
+        )
+        return CommunityFixture(store, community.id, slug, hours.id, currency.id)
+
+    return make
+
+
+@pytest.fixture
+async def community(
+    make_community: Callable[[], Awaitable[CommunityFixture]],
+) -> CommunityFixture:
+    return await make_community()
