@@ -39,7 +39,10 @@ operation = st.one_of(
     transfer_op,
     st.tuples(st.just("confirm"), st.integers(0, 50)),
     st.tuples(st.just("void"), st.integers(0, 50)),
-    st.tuples(st.just("reverse"), st.integers(0, 50), st.booleans()),
+    # Several reversal attempts of one transaction, each with its default id or a new one.
+    st.tuples(
+        st.just("reverse"), st.integers(0, 50), st.lists(st.booleans(), min_size=1, max_size=3)
+    ),
     st.tuples(st.just("retry"), st.integers(0, 50), st.booleans()),
     st.tuples(st.just("batch"), st.lists(transfer_op, min_size=1, max_size=5)),
     st.tuples(st.just("freeze"), account_index, st.booleans()),
@@ -166,11 +169,13 @@ async def test_random_operations_match_the_model(
             target = pick(op[1])
             if target is None:
                 continue
-            reversal_id = default_reversal_id(target.id) if op[2] else uuid.uuid4()
-            expected, actual = await run_both(
-                _outcome(store.reverse(community.id, target.id, reversal_id=reversal_id)),
-                partial(model.reverse, target.id, reversal_id, ("reversal", target.id)),
-            )
+            for use_default_id in op[2]:
+                reversal_id = default_reversal_id(target.id) if use_default_id else uuid.uuid4()
+                expected, actual = await run_both(
+                    _outcome(store.reverse(community.id, target.id, reversal_id=reversal_id)),
+                    partial(model.reverse, target.id, reversal_id, ("reversal", target.id)),
+                )
+                assert expected == actual, f"{op}: model says {expected}, ledger says {actual}"
         elif kind == "retry":
             target = pick(op[1])
             if target is None:
