@@ -1,0 +1,208 @@
+"""The `timebank` command, run as a user would: as a separate process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+
+from timebank.database import database_uri
+from timebank.ledger.models import PartyKind, TransactionRequest, UnitKind
+from timebank.ledger.store import LedgerStore
+from timebank.migrations import apply_migrations
+from timebank.settings import Settings
+
+STARTUP_TIMEOUT_S = 30.0
+
+
+async def run_cli(*arguments: str, database_url: str) -> tuple[int, str, str]:
+    environment = {**os.environ, "DATABASE_URL": database_url, "TIMEBANK_LOG_FORMAT": "json"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "timebank",
+        *arguments,
+        env=environment,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def test_migrate_is_idempotent(create_database: Callable[[], Awaitable[str]]) -> None:
+    """`timebank migrate` applies everything once, then reports it is up to date."""
+    uri = await create_database()
+    code, out, _ = await run_cli("migrate", database_url=uri)
+    assert code == 0
+    assert "0001_ledger_schema" in out
+    code, out, _ = await run_cli("migrate", database_url=uri)
+    assert (code, out.strip()) == (0, "migrations applied: none (up to date)")
+
+
+async def test_check_passes_on_a_sound_ledger_and_names_a_broken_invariant(
+    create_database: Callable[[], Awaitable[str]],
+) -> None:
+    """`timebank check` exits 0 when every invariant holds, and 1 naming each broken one."""
+    uri = await create_database()
+    pool = await asyncpg.create_pool(uri, min_size=1, max_size=2)
+    assert pool is not None
+    try:
+        async with pool.acquire() as connection:
+            await apply_migrations(connection)
+        store = LedgerStore(pool, Settings(database_url=uri))
+        community = await store.create_community("check", "Check")
+        unit = await store.create_unit(
+            community.id,
+            code="H",
+            name="Hours",
+            kind=UnitKind.TIME,
+            decimals=0,
+            default_min_balance=-600,
+            default_max_balance=600,
+        )
+        accounts = []
+        for name in ("a", "b"):
+            party = await store.create_party(community.id, PartyKind.MEMBER, name)
+            accounts.append(
+                await store.open_account(community.id, owner_id=party.id, unit_id=unit.id)
+            )
+        await store.post(
+            TransactionRequest.transfer(
+                id=uuid.uuid4(),
+                community_id=community.id,
+                unit_code="H",
+                from_account=accounts[0].id,
+                to_account=accounts[1].id,
+                amount=30,
+            )
+        )
+        code, out, _ = await run_cli("check", database_url=uri)
+        assert (code, out.strip()) == (0, "ledger invariants hold")
+
+        # Someone edits a balance behind the ledger's back.
+        await pool.execute(
+            "UPDATE accounts SET balance = balance + 7 WHERE id = $1", accounts[1].id
+        )
+        code, out, _ = await run_cli("check", database_url=uri)
+        assert code == 1
+        assert "invariant broken: balances_sum_to_zero_per_unit" in out
+        assert "invariant broken: balance_equals_sum_of_postings" in out
+        assert str(accounts[1].id) in out
+    finally:
+        await pool.close()
+
+
+async def test_unreachable_database_is_a_one_line_error() -> None:
+    """A database that cannot be reached gives one clear line and exit code 1."""
+    code, _out, err = await run_cli(
+        "check", database_url="postgresql://nobody@127.0.0.1:1/none?connect_timeout=2"
+    )
+    assert code == 1
+    assert err.strip().startswith("timebank: error: cannot connect to the database")
+    assert len(err.strip().splitlines()) == 1
+
+
+async def test_invalid_setting_is_a_one_line_usage_error(
+    create_database: Callable[[], Awaitable[str]],
+) -> None:
+    """A malformed setting is named on one line, exit code 2."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "timebank",
+        "check",
+        env={**os.environ, "TIMEBANK_PORT": "eighty"},
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await process.communicate()
+    assert process.returncode == 2
+    assert stderr.decode().strip().startswith("timebank: invalid setting ('port',)")
+
+
+async def test_demo_serves_health_and_stops_cleanly_on_sigterm(
+    create_database: Callable[[], Awaitable[str]],
+) -> None:
+    """`timebank demo` migrates, creates the demo community once, serves /health, and
+    exits 0 on SIGTERM; a second run finds the community and adds nothing."""
+    uri = await create_database()
+    for _ in range(2):
+        port = free_port()
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "timebank",
+            "demo",
+            "--port",
+            str(port),
+            env={**os.environ, "DATABASE_URL": uri, "TIMEBANK_LOG_FORMAT": "json"},
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            async with aiohttp.ClientSession() as session:
+                ready = await wait_until_ready(session, f"http://127.0.0.1:{port}")
+                assert ready == {"status": "ok", "database": "ok"}
+                async with session.get(f"http://127.0.0.1:{port}/health/live") as response:
+                    assert response.status == 200
+        finally:
+            process.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(process.wait(), timeout=15) == 0
+    connection = await asyncpg.connect(uri)
+    try:
+        counts = await connection.fetchrow(
+            "SELECT (SELECT count(*) FROM communities) AS communities,"
+            "       (SELECT count(*) FROM transactions) AS transactions,"
+            "       (SELECT count(*) FROM transactions WHERE state = 'pending') AS pending,"
+            "       (SELECT count(*) FROM transactions WHERE kind = 'reversal') AS reversals"
+        )
+        assert dict(counts) == {"communities": 1, "transactions": 8, "pending": 1, "reversals": 1}
+    finally:
+        await connection.close()
+    code, out, _ = await run_cli("check", database_url=uri)
+    assert (code, out.strip()) == (0, "ledger invariants hold")
+
+
+async def wait_until_ready(session: aiohttp.ClientSession, base_url: str) -> object:
+    deadline = asyncio.get_running_loop().time() + STARTUP_TIMEOUT_S
+    while True:
+        try:
+            async with session.get(f"{base_url}/health") as response:
+                if response.status == 200:
+                    return await response.json()
+        except aiohttp.ClientConnectionError:
+            pass
+        assert asyncio.get_running_loop().time() < deadline, "the service never became ready"
+        await asyncio.sleep(0.1)
+
+
+async def test_embedded_server_starts_is_reused_and_stops(tmp_path: Path) -> None:
+    """With no DATABASE_URL, an embedded PostgreSQL starts in the data directory, keeps
+    its data for the next start, and is stopped when we are done."""
+    settings = Settings(database_url=None, data_dir=tmp_path / "data")
+    async with database_uri(settings) as uri:
+        connection = await asyncpg.connect(uri)
+        await connection.execute("CREATE TABLE kept (note text); INSERT INTO kept VALUES ('hi')")
+        await connection.close()
+    pid_file = tmp_path / "data" / "postgres" / "postmaster.pid"
+    assert not pid_file.exists(), "the embedded server was left running"
+    async with database_uri(settings) as uri:
+        connection = await asyncpg.connect(uri)
+        assert await connection.fetchval("SELECT note FROM kept") == "hi"
+        await connection.close()
+    assert not pid_file.exists()
