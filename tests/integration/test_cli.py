@@ -171,6 +171,7 @@ async def test_demo_serves_health_and_stops_cleanly_on_sigterm(
             "       (SELECT count(*) FROM transactions WHERE state = 'pending') AS pending,"
             "       (SELECT count(*) FROM transactions WHERE kind = 'reversal') AS reversals"
         )
+        assert counts is not None
         assert dict(counts) == {"communities": 1, "transactions": 8, "pending": 1, "reversals": 1}
     finally:
         await connection.close()
