@@ -16,7 +16,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from timebank.database import start_embedded_server, with_database_name
+from timebank.database import create_pool, start_embedded_server, with_database_name
 from timebank.ledger.models import Account, PartyKind, UnitKind
 from timebank.ledger.store import LedgerStore
 from timebank.migrations import apply_migrations
@@ -87,13 +87,17 @@ async def database_uri(create_database: Callable[[], Awaitable[str]]) -> str:
 
 @pytest.fixture(scope="session")
 def settings(database_uri: str) -> Settings:
-    return Settings(database_url=database_uri, log_format="console")
+    return Settings(
+        database_url=database_uri,
+        log_format="console",
+        database_pool_min_size=2,
+        database_pool_max_size=24,
+    )
 
 
 @pytest.fixture(scope="session")
-async def pool(database_uri: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(database_uri, min_size=2, max_size=24)
-    assert pool is not None
+async def pool(settings: Settings, database_uri: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(database_uri, settings)
     yield pool
     await pool.close()
 

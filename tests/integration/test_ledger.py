@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 import asyncpg
 import pytest
@@ -480,13 +481,15 @@ async def test_statement_pages_by_keyset_with_running_balance(
     for amount in amounts[4:]:
         await store.post(transfer(community.id, alice, bob, amount))
     lines: list[StatementLine] = []
-    page = await store.statement(alice.id, limit=3)
+    page = await store.statement(community.id, alice.id, limit=3)
     pages = 1
     while True:
         lines.extend(page.lines)
         if page.next_before_seq is None:
             break
-        page = await store.statement(alice.id, limit=3, before_seq=page.next_before_seq)
+        page = await store.statement(
+            community.id, alice.id, limit=3, before_seq=page.next_before_seq
+        )
         pages += 1
     assert pages == 3
     assert [line.amount for line in lines] == [-n for n in reversed(amounts)]
@@ -498,17 +501,27 @@ async def test_statement_pages_by_keyset_with_running_balance(
 
 
 async def test_balance_at_a_past_instant(store: LedgerStore, community: CommunityFixture) -> None:
-    """The balance at any past instant is the balance its last posting left."""
+    """The balance at any past instant is the balance its last posting left, found by
+    bisection over the account's postings."""
     alice = await community.member_account()
     bob = await community.member_account()
-    first = await store.post(transfer(community.id, alice, bob, 10))
-    second = await store.post(transfer(community.id, alice, bob, 20))
-    assert first.resolved_at is not None
-    assert second.resolved_at is not None
-    before_any = first.resolved_at.replace(year=first.resolved_at.year - 1)
-    assert await store.balance_at(alice.id, before_any) == 0
-    assert await store.balance_at(alice.id, first.resolved_at) == -10
-    assert await store.balance_at(alice.id, second.resolved_at) == -30
+    results = [await store.post(transfer(community.id, alice, bob, 10)) for _ in range(9)]
+    instants = [result.resolved_at for result in results]
+    assert all(instant is not None for instant in instants)
+    first = instants[0]
+    assert first is not None
+    assert await store.balance_at(community.id, alice.id, first - timedelta(days=365)) == 0
+    assert await store.balance_at(community.id, alice.id, first - timedelta(microseconds=1)) == 0
+    for count, instant in enumerate(instants, start=1):
+        assert instant is not None
+        assert await store.balance_at(community.id, alice.id, instant) == -10 * count
+        assert await store.balance_at(community.id, bob.id, instant) == 10 * count
+        between = instant + timedelta(microseconds=1)
+        assert await store.balance_at(community.id, alice.id, between) == -10 * count
+    future = first + timedelta(days=365)
+    assert await store.balance_at(community.id, alice.id, future) == -90
+    with pytest.raises(UnknownAccount):
+        await store.balance_at(community.id, uuid.uuid4(), future)
 
 
 async def test_atomic_batch_is_all_or_nothing(

@@ -307,3 +307,9 @@ def test_every_error_code_is_unique_and_rebuilds_its_error() -> None:
     )
     assert isinstance(error, LimitExceeded)
     assert "exceeds it by 100" in error.detail
+
+
+def test_fingerprint_tells_a_missing_field_from_any_text() -> None:
+    """A category of None and a category spelled like an encoding artefact differ."""
+    assert transfer(category=None).fingerprint() != transfer(category="\x00").fingerprint()
+    assert transfer(memo="a", category="b").fingerprint() != transfer(memo="ab").fingerprint()

@@ -77,6 +77,33 @@ INVARIANT_QUERIES: dict[str, str] = {
         HAVING sum(l.amount) <> 0 OR count(*) < 2
          LIMIT 20
     """,
+    "journal_references_exist": """
+        SELECT 'postings' AS source, p.transaction_id, p.account_id
+          FROM postings p
+         WHERE NOT EXISTS (SELECT 1 FROM accounts a
+                            WHERE a.community_id = p.community_id AND a.id = p.account_id)
+            OR NOT EXISTS (SELECT 1 FROM transactions t
+                            WHERE t.community_id = p.community_id AND t.id = p.transaction_id)
+        UNION ALL
+        SELECT 'pending_legs', l.transaction_id, l.account_id
+          FROM pending_legs l
+         WHERE NOT EXISTS (SELECT 1 FROM accounts a
+                            WHERE a.community_id = l.community_id AND a.id = l.account_id)
+            OR NOT EXISTS (SELECT 1 FROM transactions t
+                            WHERE t.community_id = l.community_id AND t.id = l.transaction_id)
+        UNION ALL
+        SELECT 'holds', h.transaction_id, h.account_id
+          FROM holds h
+         WHERE NOT EXISTS (SELECT 1 FROM accounts a
+                            WHERE a.community_id = h.community_id AND a.id = h.account_id)
+            OR NOT EXISTS (SELECT 1 FROM transactions t
+                            WHERE t.community_id = h.community_id AND t.id = h.transaction_id)
+        UNION ALL
+        SELECT 'transactions', t.id, NULL
+          FROM transactions t
+         WHERE NOT EXISTS (SELECT 1 FROM communities c WHERE c.id = t.community_id)
+         LIMIT 20
+    """,
     "holds_only_for_pending_transactions": """
         SELECT h.transaction_id, t.state
           FROM holds h

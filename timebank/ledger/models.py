@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -155,22 +154,39 @@ class TransactionRequest:
 
     def fingerprint(self) -> bytes:
         """SHA-256 of everything but the id: equal for a retry, different for a reuse."""
-        content = {
-            "community_id": str(self.community_id),
-            "kind": self.kind.value,
-            "postings": [[str(p.account_id), p.amount] for p in self.postings],
-            "memo": self.memo,
-            "category": self.category,
-            "unit_code": self.unit_code,
-            "pending": self.pending,
-            "expires_in_s": self.expires_in_s,
-        }
-        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).digest()
+        return content_digest(
+            "transaction",
+            self.community_id.hex,
+            self.kind.value,
+            *(f"{posting.account_id.hex}{posting.amount:+d}" for posting in self.postings),
+            self.memo,
+            self.category,
+            self.unit_code,
+            "pending" if self.pending else "posted",
+            self.expires_in_s,
+        )
+
+
+def content_digest(*fields: str | int | None) -> bytes:
+    """SHA-256 of fields, each length-prefixed so that no two different field lists
+    (say, a memo that contains a separator) can encode alike."""
+    digest = hashlib.sha256()
+    for value in fields:
+        if value is None:
+            digest.update(ABSENT_FIELD_MARK)
+            continue
+        encoded = str(value).encode()
+        digest.update(len(encoded).to_bytes(4, "big"))
+        digest.update(encoded)
+    return digest.digest()
+
+
+# A length no field can have: None hashes unlike any string, even an empty one.
+ABSENT_FIELD_MARK = b"\xff\xff\xff\xff"
 
 
 def reversal_fingerprint(original_id: uuid.UUID, memo: str) -> bytes:
-    content = {"reverses": str(original_id), "memo": memo}
-    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).digest()
+    return content_digest("reversal", original_id.hex, memo)
 
 
 # Reversal ids derived from the original when the client gives none, so that a

@@ -1,6 +1,7 @@
 """The ledger's SQL, as named constants. Writes are calls to the functions of
 `sql/0002_ledger_functions.sql`; values are always parameters."""
 
+POST_ONE = "SELECT * FROM ledger_post_one($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
 POST_ATOMIC = (
     "SELECT * FROM ledger_post_atomic($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
 )
@@ -104,9 +105,4 @@ SELECT p.account_seq, p.transaction_id, t.kind, t.memo, t.category, p.amount,
  LIMIT $6
 """
 
-SELECT_BALANCE_AT = """
-SELECT balance_after FROM postings
- WHERE community_id = $1 AND account_id = $2 AND posted_at <= $3
- ORDER BY posted_at DESC, account_seq DESC
- LIMIT 1
-"""
+SELECT_BALANCE_AT = "SELECT ledger_balance_at($1, $2, $3)"

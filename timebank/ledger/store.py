@@ -52,6 +52,7 @@ from timebank.ledger.models import (
     reversal_fingerprint,
     validate_batch,
     validate_limits,
+    validate_transaction,
 )
 from timebank.settings import Settings
 
@@ -234,14 +235,36 @@ class LedgerStore:
 
     async def post(self, request: TransactionRequest) -> TransactionResult:
         """Writes one transaction, or finds it written by an earlier call."""
-        (result,) = await self.post_atomic([request])
-        return result
+        validate_transaction(request, expiry_max_s=self._settings.pending_expiry_max_s)
+        row = await self._fetchrow(
+            queries.POST_ONE,
+            request.community_id,
+            request.id,
+            request.kind.value,
+            request.memo,
+            request.category,
+            request.fingerprint(),
+            request.unit_code,
+            request.pending,
+            self._expires_in_s(request),
+            None,
+            [posting.account_id for posting in request.postings],
+            [posting.amount for posting in request.postings],
+        )
+        assert row is not None
+        return _result(request, row)
+
+    def _expires_in_s(self, request: TransactionRequest) -> int | None:
+        if not request.pending:
+            return None
+        return request.expires_in_s or self._settings.pending_expiry_default_s
 
     async def post_atomic(self, requests: Sequence[TransactionRequest]) -> list[TransactionResult]:
         """Writes all the transactions or, on the first error, none of them."""
         validate_batch(requests, expiry_max_s=self._settings.pending_expiry_max_s)
         rows = await self._fetch(queries.POST_ATOMIC, *self._arrays(requests))
         assert len(rows) == len(requests), "every transaction of the batch has a result"
+        rows.sort(key=lambda row: row["tx_index"])
         return [_result(request, row) for request, row in zip(requests, rows, strict=True)]
 
     async def post_independent(
@@ -262,7 +285,6 @@ class LedgerStore:
         return results
 
     def _arrays(self, requests: Sequence[TransactionRequest]) -> tuple[object, ...]:
-        default_expiry_s = self._settings.pending_expiry_default_s
         leg_tx: list[int] = []
         leg_accounts: list[uuid.UUID] = []
         leg_amounts: list[int] = []
@@ -280,10 +302,7 @@ class LedgerStore:
             [request.fingerprint() for request in requests],
             [request.unit_code for request in requests],
             [request.pending for request in requests],
-            [
-                (request.expires_in_s or default_expiry_s) if request.pending else None
-                for request in requests
-            ],
+            [self._expires_in_s(request) for request in requests],
             [None] * len(requests),
             leg_tx,
             leg_accounts,
@@ -377,6 +396,7 @@ class LedgerStore:
 
     async def statement(
         self,
+        community_id: uuid.UUID,
         account_id: uuid.UUID,
         *,
         limit: int = STATEMENT_PAGE_SIZE_DEFAULT,
@@ -384,13 +404,13 @@ class LedgerStore:
         posted_from: datetime | None = None,
         posted_before: datetime | None = None,
     ) -> StatementPage:
-        """The account's postings, newest first, with the balance each left."""
+        """The account's postings, newest first, with the balance each left. An
+        account of another community has none."""
         if not 1 <= require_int(limit, "limit") <= STATEMENT_PAGE_SIZE_MAX:
             raise ValidationError(f"limit must be between 1 and {STATEMENT_PAGE_SIZE_MAX}")
-        account = await self.account(account_id)
         rows = await self._fetch(
             queries.SELECT_STATEMENT,
-            account.community_id,
+            community_id,
             account_id,
             SEQ_AFTER_LAST if before_seq is None else before_seq,
             posted_from,
@@ -404,15 +424,17 @@ class LedgerStore:
         next_before_seq = lines[-1].account_seq if len(rows) > limit else None
         return StatementPage(lines=lines, next_before_seq=next_before_seq)
 
-    async def balance_at(self, account_id: uuid.UUID, instant: datetime) -> int:
+    async def balance_at(
+        self, community_id: uuid.UUID, account_id: uuid.UUID, instant: datetime
+    ) -> int:
         """The account's posted balance as it stood at `instant`."""
-        account = await self.account(account_id)
         balance = await self._run(
             lambda: self._pool.fetchval(
-                queries.SELECT_BALANCE_AT, account.community_id, account_id, instant
+                queries.SELECT_BALANCE_AT, community_id, account_id, instant
             )
         )
-        return 0 if balance is None else int(balance)
+        assert isinstance(balance, int)
+        return balance
 
 
 def _unit(row: asyncpg.Record) -> Unit:

@@ -1,0 +1,433 @@
+"""Ledger benchmark: one command, one table, every figure next to a baseline
+measured in the same run (these machines are noisy, so only ratios travel).
+
+    python -m bench.ledger_bench            # embedded PostgreSQL in a temp dir
+    DATABASE_URL=postgresql://... python -m bench.ledger_bench
+    python -m bench.ledger_bench --quick    # shorter, smaller: a smoke run
+
+Measures (a) raw SQL double-entry transfers (one statement: insert, two balance
+updates, two entries; no checks) as the machine's ceiling, (b) the ledger's single
+transfers at 1, 8 and 32 concurrent callers, (c) atomic batches of 100 and 1,000
+against a raw set-based batch, and (d) an account's balance plus its latest page of
+history with 1,000,000 postings on that account, against a bare round trip.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import random
+import secrets
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+from timebank.database import create_pool, database_uri, with_database_name
+from timebank.ledger.models import (
+    LIMIT_ABSOLUTE_MAX,
+    Account,
+    PartyKind,
+    TransactionRequest,
+    UnitKind,
+)
+from timebank.ledger.store import LedgerStore
+from timebank.migrations import apply_migrations
+from timebank.settings import Settings
+
+ACCOUNT_COUNT = 10_000
+CALLER_COUNTS = (1, 8, 32)
+BATCH_SIZES = (100, 1_000)
+STATEMENT_PAGE = 50
+
+RAW_SCHEMA = """
+CREATE TABLE bench_raw_accounts (id bigint PRIMARY KEY, balance bigint NOT NULL DEFAULT 0);
+CREATE TABLE bench_raw_transfers (
+    id uuid PRIMARY KEY, debit_account bigint NOT NULL, credit_account bigint NOT NULL,
+    amount bigint NOT NULL, created_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE bench_raw_entries (
+    transfer_id uuid NOT NULL, account_id bigint NOT NULL, amount bigint NOT NULL,
+    balance_after bigint NOT NULL);
+INSERT INTO bench_raw_accounts (id) SELECT generate_series(1, $ACCOUNTS);
+"""
+# The ceiling: one statement, one round trip, both balances updated (the pair is
+# sorted by the caller so row locks are taken in id order), no checks at all.
+RAW_TRANSFER = """
+WITH transfer AS (
+    INSERT INTO bench_raw_transfers (id, debit_account, credit_account, amount)
+    VALUES ($1, $2, $3, $4)
+), moved AS (
+    UPDATE bench_raw_accounts a SET balance = a.balance + v.delta
+      FROM (VALUES ($2::bigint, -$4::bigint), ($3::bigint, $4::bigint)) AS v(id, delta)
+     WHERE a.id = v.id
+    RETURNING a.id, a.balance, v.delta
+)
+INSERT INTO bench_raw_entries (transfer_id, account_id, amount, balance_after)
+SELECT $1, id, delta, balance FROM moved
+"""
+RAW_BATCH = """
+WITH input AS (
+    SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[])
+        AS i(id, debit_account, credit_account, amount)
+), transfers AS (
+    INSERT INTO bench_raw_transfers (id, debit_account, credit_account, amount)
+    SELECT id, debit_account, credit_account, amount FROM input
+), legs AS (
+    SELECT id, debit_account AS account_id, -amount AS amount FROM input
+    UNION ALL SELECT id, credit_account, amount FROM input
+), moved AS (
+    UPDATE bench_raw_accounts a SET balance = a.balance + d.delta
+      FROM (SELECT account_id, sum(amount)::bigint AS delta FROM legs GROUP BY account_id
+             ORDER BY account_id) d
+     WHERE a.id = d.account_id
+    RETURNING a.id, a.balance
+)
+INSERT INTO bench_raw_entries (transfer_id, account_id, amount, balance_after)
+SELECT l.id, l.account_id, l.amount, m.balance FROM legs l JOIN moved m ON m.id = l.account_id
+"""
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    callers: int
+    transfers_per_s: float
+    baseline: str
+    ratio: float
+    p50_ms: float
+    p99_ms: float
+    target: str = ""
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def run_callers(
+    callers: int, duration_s: float, operation: Callable[[random.Random], Awaitable[int]]
+) -> tuple[float, list[float]]:
+    """Runs `callers` concurrent loops of `operation` for duration_s after a short
+    warm-up; returns (transfers per second, latencies in ms)."""
+    latencies_ms: list[float] = []
+    transfers = 0
+    measuring = False
+    stop_at = 0.0
+
+    async def caller(seed: int) -> None:
+        nonlocal transfers
+        generator = random.Random(seed)
+        while True:
+            started = time.perf_counter()
+            if stop_at and started >= stop_at:
+                return
+            count = await operation(generator)
+            if measuring:
+                latencies_ms.append((time.perf_counter() - started) * 1000)
+                transfers += count
+
+    loop = asyncio.get_running_loop()
+    tasks = [loop.create_task(caller(seed)) for seed in range(callers)]
+    await asyncio.sleep(min(0.5, duration_s / 4))  # warm-up: plans cached, pool filled
+    measuring = True
+    began = time.perf_counter()
+    stop_at = began + duration_s
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - began
+    return transfers / elapsed, latencies_ms
+
+
+@contextlib.asynccontextmanager
+async def bench_database() -> AsyncIterator[str]:
+    """A fresh database on DATABASE_URL's server, or on an embedded server."""
+    settings = Settings()
+    with tempfile.TemporaryDirectory(prefix="timebank-bench-") as directory:
+        if settings.database_url is None:
+            settings = settings.model_copy(update={"data_dir": Path(directory)})
+        async with database_uri(settings) as uri:
+            name = f"timebank_bench_{secrets.token_hex(4)}"
+            admin = await asyncpg.connect(with_database_name(uri, "postgres"))
+            await admin.execute(f'CREATE DATABASE "{name}"')
+            try:
+                yield with_database_name(uri, name)
+            finally:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                await admin.close()
+
+
+async def open_accounts(store: LedgerStore, count: int) -> tuple[uuid.UUID, list[Account]]:
+    community = await store.create_community(f"bench-{secrets.token_hex(3)}", "Benchmark")
+    unit = await store.create_unit(
+        community.id,
+        code="H",
+        name="Hours",
+        kind=UnitKind.TIME,
+        decimals=0,
+        default_min_balance=-LIMIT_ABSOLUTE_MAX,
+        default_max_balance=LIMIT_ABSOLUTE_MAX,
+    )
+    party = await store.create_party(community.id, PartyKind.ORGANIZATION, "bench")
+    accounts = []
+    for index in range(count):
+        accounts.append(
+            await store.open_account(
+                community.id, owner_id=party.id, unit_id=unit.id, purpose=f"a{index}"
+            )
+        )
+    return community.id, accounts
+
+
+async def main(quick: bool, read_postings: int) -> int:
+    duration_s = 1.5 if quick else 5.0
+    batch_rounds = 3 if quick else 10
+    rows: list[Row] = []
+    async with bench_database() as uri:
+        settings = Settings(
+            database_url=uri,
+            database_pool_min_size=max(CALLER_COUNTS),
+            database_pool_max_size=max(CALLER_COUNTS),
+        )
+        # One pool, configured as the service configures it, for the ceiling and the ledger.
+        pool = await create_pool(uri, settings)
+        async with pool.acquire() as connection:
+            await apply_migrations(connection)
+            await connection.execute(RAW_SCHEMA.replace("$ACCOUNTS", str(ACCOUNT_COUNT)))
+        store = LedgerStore(pool, settings)
+        community_id, accounts = await open_accounts(store, ACCOUNT_COUNT)
+        print(
+            f"server: {await pool.fetchval('SHOW server_version')}, "
+            f"{ACCOUNT_COUNT} accounts, {duration_s:.1f} s per measurement",
+            file=sys.stderr,
+        )
+
+        async def raw_transfer(generator: random.Random) -> int:
+            debit, credit = sorted(generator.sample(range(1, ACCOUNT_COUNT + 1), 2))
+            await pool.execute(RAW_TRANSFER, uuid.uuid4(), debit, credit, generator.randint(1, 90))
+            return 1
+
+        async def ledger_transfer(generator: random.Random) -> int:
+            payer, payee = generator.sample(accounts, 2)
+            await store.post(
+                TransactionRequest.transfer(
+                    id=uuid.uuid4(),
+                    community_id=community_id,
+                    unit_code="H",
+                    from_account=payer.id,
+                    to_account=payee.id,
+                    amount=generator.randint(1, 90),
+                )
+            )
+            return 1
+
+        raw_rate: dict[int, float] = {}
+        for callers in CALLER_COUNTS:
+            rate, latencies = await run_callers(callers, duration_s, raw_transfer)
+            raw_rate[callers] = rate
+            rows.append(
+                Row(
+                    "raw SQL transfer (ceiling)",
+                    callers,
+                    rate,
+                    "itself",
+                    1.0,
+                    percentile(latencies, 0.5),
+                    percentile(latencies, 0.99),
+                )
+            )
+        for callers in CALLER_COUNTS:
+            rate, latencies = await run_callers(callers, duration_s, ledger_transfer)
+            rows.append(
+                Row(
+                    "ledger single transfer",
+                    callers,
+                    rate,
+                    f"raw @{callers}",
+                    rate / raw_rate[callers],
+                    percentile(latencies, 0.5),
+                    percentile(latencies, 0.99),
+                    ">= 0.5x raw" if callers == 32 else "",
+                )
+            )
+
+        for size in BATCH_SIZES:
+
+            async def raw_batch(generator: random.Random, size: int = size) -> int:
+                pairs = [generator.sample(range(1, ACCOUNT_COUNT + 1), 2) for _ in range(size)]
+                await pool.execute(
+                    RAW_BATCH,
+                    [uuid.uuid4() for _ in range(size)],
+                    [pair[0] for pair in pairs],
+                    [pair[1] for pair in pairs],
+                    [generator.randint(1, 90) for _ in range(size)],
+                )
+                return size
+
+            async def ledger_batch(generator: random.Random, size: int = size) -> int:
+                batch = []
+                for _ in range(size):
+                    payer, payee = generator.sample(accounts, 2)
+                    batch.append(
+                        TransactionRequest.transfer(
+                            id=uuid.uuid4(),
+                            community_id=community_id,
+                            unit_code="H",
+                            from_account=payer.id,
+                            to_account=payee.id,
+                            amount=generator.randint(1, 90),
+                        )
+                    )
+                await store.post_atomic(batch)
+                return size
+
+            raw, raw_latencies = await run_callers(1, duration_s, raw_batch)
+            rows.append(
+                Row(
+                    f"raw SQL batch of {size} (ceiling)",
+                    1,
+                    raw,
+                    "itself",
+                    1.0,
+                    percentile(raw_latencies, 0.5),
+                    percentile(raw_latencies, 0.99),
+                )
+            )
+            rate, latencies = await run_callers(1, duration_s, ledger_batch)
+            rows.append(
+                Row(
+                    f"ledger atomic batch of {size}",
+                    1,
+                    rate,
+                    f"raw batch {size}",
+                    rate / raw,
+                    percentile(latencies, 0.5),
+                    percentile(latencies, 0.99),
+                    ">= 20,000/s" if size == 1_000 else "",
+                )
+            )
+        del batch_rounds
+
+        rows.extend(await measure_reads(store, pool, community_id, accounts, read_postings, quick))
+        await pool.close()
+    print_table(rows)
+    return 0
+
+
+async def measure_reads(
+    store: LedgerStore,
+    pool: asyncpg.Pool,
+    community_id: uuid.UUID,
+    accounts: list[Account],
+    read_postings: int,
+    quick: bool,
+) -> list[Row]:
+    """Fills one account with read_postings postings (through the ledger's own atomic
+    batches), then times its balance plus latest statement page."""
+    hot = accounts[0]
+    others = accounts[1:1001]
+    started = time.perf_counter()
+    filled = (await store.account(hot.id)).posting_count
+    direction = 1
+    while filled < read_postings:
+        size = min(1_000, read_postings - filled)
+        batch = []
+        for index in range(size):
+            other = others[index % len(others)]
+            payer, payee = (hot, other) if direction > 0 else (other, hot)
+            batch.append(
+                TransactionRequest.transfer(
+                    id=uuid.uuid4(),
+                    community_id=community_id,
+                    unit_code="H",
+                    from_account=payer.id,
+                    to_account=payee.id,
+                    amount=1,
+                )
+            )
+        await store.post_atomic(batch)
+        direction = -direction
+        filled += size
+    fill_s = time.perf_counter() - started
+    print(
+        f"filled {read_postings} postings on one account in {fill_s:.1f} s "
+        f"({read_postings / fill_s:,.0f} transfers/s)",
+        file=sys.stderr,
+    )
+
+    iterations = 500 if quick else 3_000
+
+    async def timed(operation: Callable[[], Awaitable[object]]) -> list[float]:
+        for _ in range(50):
+            await operation()
+        samples = []
+        for _ in range(iterations):
+            began = time.perf_counter()
+            await operation()
+            samples.append((time.perf_counter() - began) * 1000)
+        return samples
+
+    async def balance_and_latest_page() -> object:
+        account = await store.account(hot.id)
+        page = await store.statement(community_id, hot.id, limit=STATEMENT_PAGE)
+        assert account.posting_count >= read_postings
+        assert len(page.lines) == STATEMENT_PAGE
+        return page
+
+    round_trip = await timed(lambda: pool.fetchval("SELECT 1"))
+    reads = await timed(balance_and_latest_page)
+    base_p99 = percentile(round_trip, 0.99)
+    return [
+        Row(
+            "bare round trip SELECT 1 (baseline)",
+            1,
+            0.0,
+            "itself",
+            1.0,
+            percentile(round_trip, 0.5),
+            base_p99,
+        ),
+        Row(
+            f"balance + latest {STATEMENT_PAGE} of {read_postings:,} postings",
+            1,
+            0.0,
+            "round trip p99",
+            percentile(reads, 0.99) / base_p99,
+            percentile(reads, 0.5),
+            percentile(reads, 0.99),
+            "p99 < 2 ms",
+        ),
+    ]
+
+
+def print_table(rows: list[Row]) -> None:
+    header = (
+        f"{'measurement':<44} {'callers':>7} {'transfers/s':>12} {'vs':<16} {'ratio':>6} "
+        f"{'p50 ms':>8} {'p99 ms':>8}  target"
+    )
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        rate = f"{row.transfers_per_s:,.0f}" if row.transfers_per_s else "-"
+        print(
+            f"{row.name:<44} {row.callers:>7} {rate:>12} {row.baseline:<16} "
+            f"{row.ratio:>5.2f}x {row.p50_ms:>8.2f} {row.p99_ms:>8.2f}  {row.target}"
+        )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="short run, 50,000 read postings")
+    parser.add_argument(
+        "--read-postings",
+        type=int,
+        default=None,
+        help="postings on the read-benchmark account (default 1,000,000)",
+    )
+    arguments = parser.parse_args()
+    read_postings = arguments.read_postings or (50_000 if arguments.quick else 1_000_000)
+    raise SystemExit(asyncio.run(main(arguments.quick, read_postings)))
