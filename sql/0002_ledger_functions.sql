@@ -77,8 +77,8 @@ BEGIN
         INSERT INTO transactions AS t
                (community_id, id, kind, state, memo, category, fingerprint, reverses_id,
                 created_at, expires_at, resolved_at)
-        SELECT p_community, r.id, r.kind,
-               CASE WHEN r.pending THEN 'pending' ELSE 'posted' END,
+        SELECT p_community, r.id, r.kind::ledger_transaction_kind,
+               (CASE WHEN r.pending THEN 'pending' ELSE 'posted' END)::ledger_transaction_state,
                r.memo, r.category, r.fingerprint, r.reverses, v_at,
                CASE WHEN r.pending THEN v_at + make_interval(secs => r.expires_in_s) END,
                CASE WHEN r.pending THEN NULL ELSE v_at END
@@ -248,7 +248,7 @@ BEGIN
          WHERE v_is_new[i.ord];
     IF v_new_count < cardinality(p_ids) THEN
         RETURN QUERY
-            SELECT i.ord::integer, 'exists', t.state, t.created_at, t.resolved_at, t.expires_at
+            SELECT i.ord::integer, 'exists', t.state::text, t.created_at, t.resolved_at, t.expires_at
               FROM unnest(p_ids) WITH ORDINALITY AS i(id, ord)
               JOIN transactions t ON t.community_id = p_community AND t.id = i.id
              WHERE NOT v_is_new[i.ord];
@@ -301,7 +301,7 @@ DECLARE
 BEGIN
     -- Lock the accounts in id order and read them: a row we waited for is re-read
     -- at its latest version.
-    SELECT array_agg(x.id), array_agg(x.status), array_agg(x.code), array_agg(x.balance),
+    SELECT array_agg(x.id), array_agg(x.status::text), array_agg(x.code), array_agg(x.balance),
            array_agg(x.min_balance), array_agg(x.max_balance)
       INTO v_ids, v_statuses, v_units, v_balances, v_min_balances, v_max_balances
       FROM (SELECT a.id, a.status, u.code, a.balance, a.min_balance, a.max_balance
@@ -316,7 +316,8 @@ BEGIN
 
     INSERT INTO transactions (community_id, id, kind, state, memo, category, fingerprint,
                               reverses_id, created_at, expires_at, resolved_at)
-    VALUES (p_community, p_id, p_kind, CASE WHEN p_pending THEN 'pending' ELSE 'posted' END,
+    VALUES (p_community, p_id, p_kind::ledger_transaction_kind,
+            (CASE WHEN p_pending THEN 'pending' ELSE 'posted' END)::ledger_transaction_state,
             p_memo, p_category, p_fingerprint, p_reverses, v_at, v_expires_at,
             CASE WHEN p_pending THEN NULL ELSE v_at END)
     ON CONFLICT (community_id, id) DO NOTHING;
@@ -327,7 +328,7 @@ BEGIN
             PERFORM ledger_fail('transaction_id_conflict', jsonb_build_object(
                 'transaction_id', p_id, 'index', 0));
         END IF;
-        RETURN QUERY SELECT 1, 'exists', v_existing.state, v_existing.created_at,
+        RETURN QUERY SELECT 1, 'exists', v_existing.state::text, v_existing.created_at,
                             v_existing.resolved_at, v_existing.expires_at;
         RETURN;
     END IF;
@@ -546,7 +547,7 @@ BEGIN
         PERFORM ledger_fail('unknown_transaction', jsonb_build_object('transaction_id', p_id));
     END IF;
     IF v_tx.state = 'posted' AND v_tx.expires_at IS NOT NULL THEN
-        RETURN QUERY SELECT 'exists', v_tx.state, v_tx.created_at, v_tx.resolved_at, v_tx.expires_at;
+        RETURN QUERY SELECT 'exists', v_tx.state::text, v_tx.created_at, v_tx.resolved_at, v_tx.expires_at;
         RETURN;
     END IF;
     IF v_tx.state <> 'pending' THEN
@@ -610,7 +611,7 @@ BEGIN
         PERFORM ledger_fail('unknown_transaction', jsonb_build_object('transaction_id', p_id));
     END IF;
     IF v_tx.state = 'voided' THEN
-        RETURN QUERY SELECT 'exists', v_tx.state, v_tx.created_at, v_tx.resolved_at, v_tx.expires_at;
+        RETURN QUERY SELECT 'exists', v_tx.state::text, v_tx.created_at, v_tx.resolved_at, v_tx.expires_at;
         RETURN;
     END IF;
     IF v_tx.state <> 'pending' THEN
@@ -710,7 +711,7 @@ BEGIN
         PERFORM ledger_fail('account_not_empty', jsonb_build_object(
             'account_id', p_account, 'balance', v_account.balance));
     END IF;
-    UPDATE accounts a SET status = p_status
+    UPDATE accounts a SET status = p_status::ledger_account_status
      WHERE a.community_id = p_community AND a.id = p_account;
 END;
 $$;
