@@ -419,10 +419,13 @@ BEGIN
 END;
 $$;
 
--- Posts transactions independently: each succeeds or fails on its own (in a
--- subtransaction), and the result names the error of each failure. Same arrays as
--- ledger_post_atomic.
-CREATE FUNCTION ledger_post_independent(
+-- Posts transactions each on its own (an "independent" batch), with the outcome
+-- of posting them one after the other, but set-based: the whole set is posted as by ledger_post_atomic and,
+-- when one fails, that one is set aside with its error and the others are tried
+-- again (a failure takes nothing from what the others see, so the result is the
+-- sequential one). The service gathers single transactions that arrive together
+-- into one such call: one round trip and one commit for all of them.
+CREATE FUNCTION ledger_post_each(
     p_community    uuid,
     p_ids          uuid[],
     p_kinds        text[],
@@ -442,36 +445,68 @@ CREATE FUNCTION ledger_post_independent(
 LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 #variable_conflict use_column
 DECLARE
-    v_index    integer;
-    v_accounts uuid[];
-    v_amounts  bigint[];
-    v_result   record;
-    v_message  text;
-    v_detail   text;
+    v_kept      boolean[] := array_fill(true, ARRAY[cardinality(p_ids)]);
+    v_errors    text[] := array_fill(NULL::text, ARRAY[cardinality(p_ids)]);
+    v_details   text[] := array_fill(NULL::text, ARRAY[cardinality(p_ids)]);
+    v_map       integer[];  -- position in this attempt -> index in the call
+    v_leg_map   integer[];  -- the legs of the kept transactions, in order
+    v_indexes   integer[];
+    v_outcomes  text[];
+    v_states    text[];
+    v_created   timestamptz[];
+    v_resolved  timestamptz[];
+    v_expires   timestamptz[];
+    v_message   text;
+    v_detail    text;
+    v_failed    integer;
 BEGIN
-    FOR v_index IN 1 .. cardinality(p_ids) LOOP
-        SELECT array_agg(l.account_id ORDER BY l.ord), array_agg(l.amount ORDER BY l.ord)
-          INTO v_accounts, v_amounts
-          FROM unnest(p_leg_tx, p_leg_accounts, p_leg_amounts)
-               WITH ORDINALITY AS l(tx, account_id, amount, ord)
-         WHERE l.tx = v_index;
+    LOOP
+        SELECT array_agg(i.ord ORDER BY i.ord) INTO v_map
+          FROM generate_subscripts(p_ids, 1) AS i(ord) WHERE v_kept[i.ord];
+        EXIT WHEN v_map IS NULL;
+        SELECT array_agg(l.ord ORDER BY l.ord) INTO v_leg_map
+          FROM generate_subscripts(p_leg_tx, 1) AS l(ord) WHERE v_kept[p_leg_tx[l.ord]];
         BEGIN
-            SELECT * INTO v_result FROM ledger_post_one(
-                p_community, p_ids[v_index], p_kinds[v_index], p_memos[v_index],
-                p_categories[v_index], p_fingerprints[v_index], p_unit_codes[v_index],
-                p_pending[v_index], p_expires_in_s[v_index], p_reverses[v_index],
-                v_accounts, v_amounts);
-            tx_index := v_index; outcome := v_result.outcome; state := v_result.state;
-            created_at := v_result.created_at; resolved_at := v_result.resolved_at;
-            expires_at := v_result.expires_at; error_detail := NULL;
+            SELECT array_agg(r.tx_index), array_agg(r.outcome), array_agg(r.state),
+                   array_agg(r.created_at), array_agg(r.resolved_at), array_agg(r.expires_at)
+              INTO v_indexes, v_outcomes, v_states, v_created, v_resolved, v_expires
+              FROM ledger_post_atomic(
+                  p_community,
+                  ARRAY(SELECT p_ids[m] FROM unnest(v_map) AS m),
+                  ARRAY(SELECT p_kinds[m] FROM unnest(v_map) AS m),
+                  ARRAY(SELECT p_memos[m] FROM unnest(v_map) AS m),
+                  ARRAY(SELECT p_categories[m] FROM unnest(v_map) AS m),
+                  ARRAY(SELECT p_fingerprints[m] FROM unnest(v_map) AS m),
+                  ARRAY(SELECT p_unit_codes[m] FROM unnest(v_map) AS m),
+                  ARRAY(SELECT p_pending[m] FROM unnest(v_map) AS m),
+                  ARRAY(SELECT p_expires_in_s[m] FROM unnest(v_map) AS m),
+                  ARRAY(SELECT p_reverses[m] FROM unnest(v_map) AS m),
+                  ARRAY(SELECT array_position(v_map, p_leg_tx[l]) FROM unnest(v_leg_map) AS l),
+                  ARRAY(SELECT p_leg_accounts[l] FROM unnest(v_leg_map) AS l),
+                  ARRAY(SELECT p_leg_amounts[l] FROM unnest(v_leg_map) AS l)) AS r;
+            EXIT;
         EXCEPTION WHEN SQLSTATE 'TB000' THEN
             GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_detail = PG_EXCEPTION_DETAIL;
-            tx_index := v_index; outcome := v_message; state := NULL;
-            created_at := NULL; resolved_at := NULL; expires_at := NULL;
-            error_detail := v_detail;
+            v_failed := v_map[(v_detail::jsonb ->> 'index')::integer + 1];
+            IF v_failed IS NULL THEN
+                RAISE;  -- an error of no single transaction: a bug, let it be seen
+            END IF;
+            v_kept[v_failed] := false;
+            v_errors[v_failed] := v_message;
+            v_details[v_failed] := v_detail;
         END;
-        RETURN NEXT;
     END LOOP;
+
+    RETURN QUERY
+        SELECT v_map[x.position], x.outcome, x.state, x.created_at, x.resolved_at,
+               x.expires_at, NULL::text
+          FROM unnest(v_indexes, v_outcomes, v_states, v_created, v_resolved, v_expires)
+               AS x(position, outcome, state, created_at, resolved_at, expires_at);
+    RETURN QUERY
+        SELECT i.ord::integer, v_errors[i.ord], NULL::text, NULL::timestamptz,
+               NULL::timestamptz, NULL::timestamptz, v_details[i.ord]
+          FROM generate_subscripts(p_ids, 1) AS i(ord)
+         WHERE NOT v_kept[i.ord];
 END;
 $$;
 

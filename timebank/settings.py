@@ -40,6 +40,16 @@ class Settings(BaseSettings):
     database_pool_min_size: int = Field(default=2, ge=1, le=200)
     database_pool_max_size: int = Field(default=20, ge=1, le=200)
     database_command_timeout_s: float = Field(default=30.0, gt=0)
+    coalesce_in_flight_max: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Database calls posting single transactions at once; those arriving "
+        "while all are busy are gathered into the next call.",
+    )
+    coalesce_batch_size_max: int = Field(
+        default=64, ge=1, le=1000, description="Most single transactions gathered in one call."
+    )
     pending_expiry_default_s: int = Field(
         default=7 * 24 * 3600, ge=1, description="Lifetime of a pending transaction by default."
     )

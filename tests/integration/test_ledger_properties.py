@@ -45,6 +45,7 @@ operation = st.one_of(
     ),
     st.tuples(st.just("retry"), st.integers(0, 50), st.booleans()),
     st.tuples(st.just("batch"), st.lists(transfer_op, min_size=1, max_size=5)),
+    st.tuples(st.just("each"), st.lists(transfer_op, min_size=1, max_size=6)),
     st.tuples(st.just("freeze"), account_index, st.booleans()),
     st.tuples(st.just("levy"), account_index, account_index, account_index, amount),
 )
@@ -115,6 +116,15 @@ async def test_random_operations_match_the_model(
     def model_post(batch: list[TransactionRequest]) -> str:
         return ",".join(model.post([as_item(request) for request in batch]))
 
+    def model_post_each(batch: list[TransactionRequest]) -> str:
+        outcomes = []
+        for request in batch:
+            try:
+                outcomes.append(model_post([request]))
+            except ModelError as error:
+                outcomes.append(error.code)
+        return ",".join(outcomes)
+
     def pick(index: int) -> TransactionRequest | None:
         return requests[index % len(requests)] if requests else None
 
@@ -135,6 +145,14 @@ async def test_random_operations_match_the_model(
             requests.extend(batch)
             expected, actual = await run_both(
                 _outcomes(store.post_atomic(batch)), partial(model_post, batch)
+            )
+        elif kind == "each":
+            batch = [r for r in map(make_transfer, op[1]) if r is not None]
+            if not batch:
+                continue
+            requests.extend(batch)
+            expected, actual = await run_both(
+                _each_outcomes(store.post_independent(batch)), partial(model_post_each, batch)
             )
         elif kind == "levy":
             _, payer, payee, pool_index, value = op
@@ -217,3 +235,11 @@ async def _outcome(call: Awaitable[Any]) -> str:
 
 async def _outcomes(call: Awaitable[list[Any]]) -> str:
     return ",".join(result.outcome.value for result in await call)
+
+
+async def _each_outcomes(call: Awaitable[list[Any]]) -> str:
+    """Each item's outcome, or the code of its error."""
+    return ",".join(
+        result.code if isinstance(result, LedgerError) else result.outcome.value
+        for result in await call
+    )

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from timebank.ledger import queries
+from timebank.ledger.coalescer import Coalescer
 from timebank.ledger.errors import (
     AlreadyReversed,
     DatabaseUnavailable,
@@ -89,6 +90,15 @@ class LedgerStore:
     def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
         self._pool = pool
         self._settings = settings
+        self._coalescer = Coalescer(
+            self._post_gathered,
+            batch_size_max=settings.coalesce_batch_size_max,
+            in_flight_max=settings.coalesce_in_flight_max,
+        )
+
+    async def drain(self) -> None:
+        """Waits until every transaction handed to the store is written or refused."""
+        await self._coalescer.drain()
 
     async def _run(self, operation: Callable[[], Awaitable[T]]) -> T:
         for attempt in range(1, RETRY_ATTEMPTS_MAX + 1):
@@ -234,8 +244,22 @@ class LedgerStore:
     # Transactions.
 
     async def post(self, request: TransactionRequest) -> TransactionResult:
-        """Writes one transaction, or finds it written by an earlier call."""
+        """Writes one transaction, or finds it written by an earlier call. Posts
+        made at the same time share database calls (see coalescer)."""
         validate_transaction(request, expiry_max_s=self._settings.pending_expiry_max_s)
+        return await self._coalescer.post(request)
+
+    async def _post_gathered(
+        self, requests: Sequence[TransactionRequest]
+    ) -> list[TransactionResult | LedgerError]:
+        if len(requests) > 1:
+            return await self.post_independent(requests)
+        try:
+            return [await self._post_one(requests[0])]
+        except LedgerError as error:
+            return [error]
+
+    async def _post_one(self, request: TransactionRequest) -> TransactionResult:
         row = await self._fetchrow(
             queries.POST_ONE,
             request.community_id,
@@ -272,7 +296,8 @@ class LedgerStore:
     ) -> list[TransactionResult | LedgerError]:
         """Writes each transaction on its own; one result or named error per item."""
         validate_batch(requests, expiry_max_s=self._settings.pending_expiry_max_s)
-        rows = await self._fetch(queries.POST_INDEPENDENT, *self._arrays(requests))
+        rows = await self._fetch(queries.POST_EACH, *self._arrays(requests))
+        rows.sort(key=lambda row: row["tx_index"])
         assert len(rows) == len(requests), "every transaction of the batch has a result"
         results: list[TransactionResult | LedgerError] = []
         for request, row in zip(requests, rows, strict=True):
