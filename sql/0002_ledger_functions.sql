@@ -59,14 +59,31 @@ DECLARE
     v_at         timestamptz;
     v_is_new     boolean[];
     v_new_count  integer;
+    -- The locked accounts, sorted by id.
+    v_account_ids    uuid[];
+    v_statuses       text[];
+    v_units          text[];
+    v_balances       bigint[];
+    v_min_balances   bigint[];
+    v_max_balances   bigint[];
+    v_posting_counts bigint[];
     v_problem    record;
     v_unbalanced record;
 BEGIN
-    -- Lock every account involved, in id order. Unknown ids lock nothing and are
-    -- reported below.
-    PERFORM 1 FROM accounts a
-      WHERE a.community_id = p_community AND a.id = ANY (p_leg_accounts)
-      ORDER BY a.id FOR UPDATE;
+    -- Lock every account involved, in id order (LockRows above a Sort: the order
+    -- holds whatever plan finds the rows), and read them once: a row we waited for
+    -- is read at its latest version. Unknown ids lock nothing and are reported below.
+    SELECT array_agg(x.id), array_agg(x.status::text), array_agg(x.code), array_agg(x.balance),
+           array_agg(x.min_balance), array_agg(x.max_balance), array_agg(x.posting_count)
+      INTO v_account_ids, v_statuses, v_units, v_balances, v_min_balances, v_max_balances,
+           v_posting_counts
+      FROM (SELECT a.id, a.status, u.code, a.balance, a.min_balance, a.max_balance,
+                   a.posting_count
+              FROM accounts a
+              JOIN units u ON u.community_id = a.community_id AND u.id = a.unit_id
+             WHERE a.community_id = p_community AND a.id = ANY (p_leg_accounts)
+             ORDER BY a.id
+               FOR UPDATE OF a) x;
     -- Read after the locks: per account, posting times follow posting order.
     v_at := clock_timestamp();
 
@@ -110,11 +127,11 @@ BEGIN
         -- The first problem of any leg: anything but a limit first, then limits in
         -- posting order, judged on the balance including active reservations.
         SELECT x.* INTO v_problem FROM (
-            SELECT l.ord, l.tx, l.account_id, l.amount, a.status, u.code AS unit_code,
+            SELECT l.ord, l.tx, l.account_id, l.amount, a.status, a.code AS unit_code,
                    a.min_balance, a.max_balance,
                    CASE
                      WHEN a.id IS NULL THEN 'unknown_account'
-                     WHEN p_unit_codes[l.tx] IS NOT NULL AND u.code <> p_unit_codes[l.tx]
+                     WHEN p_unit_codes[l.tx] IS NOT NULL AND a.code <> p_unit_codes[l.tx]
                        THEN 'unit_mismatch'
                      WHEN a.status = 'frozen' THEN 'account_frozen'
                      WHEN a.status = 'closed' THEN 'account_closed'
@@ -143,9 +160,18 @@ BEGIN
                        AS committed_before
               FROM unnest(p_leg_tx, p_leg_accounts, p_leg_amounts)
                    WITH ORDINALITY AS l(tx, account_id, amount, ord)
-              LEFT JOIN accounts a ON a.community_id = p_community AND a.id = l.account_id
-              LEFT JOIN units u ON u.community_id = p_community AND u.id = a.unit_id
-              LEFT JOIN ledger_active_holds(p_community, p_leg_accounts, v_at) h
+              LEFT JOIN unnest(v_account_ids, v_statuses, v_units, v_balances, v_min_balances,
+                               v_max_balances)
+                   AS a(id, status, code, balance, min_balance, max_balance)
+                     ON a.id = l.account_id
+              -- The community's active reservations, read at once: usually far fewer
+              -- rows than one index lookup per account would visit.
+              LEFT JOIN (SELECT h.account_id,
+                                sum(-h.amount) FILTER (WHERE h.amount < 0) AS pending_debits,
+                                sum(h.amount) FILTER (WHERE h.amount > 0) AS pending_credits
+                           FROM holds h
+                          WHERE h.community_id = p_community AND h.expires_at > v_at
+                          GROUP BY h.account_id) h
                      ON h.account_id = l.account_id
              WHERE v_is_new[l.tx]
             WINDOW w AS (PARTITION BY l.account_id ORDER BY l.ord)
@@ -164,14 +190,13 @@ BEGIN
         -- A transaction that names no unit must balance in each unit it touches.
         IF EXISTS (SELECT 1 FROM unnest(p_unit_codes) WITH ORDINALITY AS c(code, ord)
                     WHERE c.code IS NULL AND v_is_new[c.ord]) THEN
-            SELECT l.tx, u.code, sum(l.amount) AS total INTO v_unbalanced
+            SELECT l.tx, a.code, sum(l.amount) AS total INTO v_unbalanced
               FROM unnest(p_leg_tx, p_leg_accounts, p_leg_amounts) AS l(tx, account_id, amount)
-              JOIN accounts a ON a.community_id = p_community AND a.id = l.account_id
-              JOIN units u ON u.community_id = p_community AND u.id = a.unit_id
+              JOIN unnest(v_account_ids, v_units) AS a(id, code) ON a.id = l.account_id
              WHERE v_is_new[l.tx] AND p_unit_codes[l.tx] IS NULL
-             GROUP BY l.tx, u.code
+             GROUP BY l.tx, a.code
             HAVING sum(l.amount) <> 0
-             ORDER BY l.tx, u.code
+             ORDER BY l.tx, a.code
              LIMIT 1;
             IF FOUND THEN
                 PERFORM ledger_fail('unit_mismatch', jsonb_build_object(
@@ -207,7 +232,8 @@ BEGIN
                v_at
           FROM unnest(p_leg_tx, p_leg_accounts, p_leg_amounts)
                WITH ORDINALITY AS l(tx, account_id, amount, ord)
-          JOIN accounts a ON a.community_id = p_community AND a.id = l.account_id
+          JOIN unnest(v_account_ids, v_balances, v_posting_counts)
+               AS a(id, balance, posting_count) ON a.id = l.account_id
          WHERE v_is_new[l.tx] AND NOT p_pending[l.tx]
         WINDOW w AS (PARTITION BY l.account_id ORDER BY l.ord);
 

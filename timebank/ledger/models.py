@@ -154,39 +154,44 @@ class TransactionRequest:
 
     def fingerprint(self) -> bytes:
         """SHA-256 of everything but the id: equal for a retry, different for a reuse."""
-        return content_digest(
-            "transaction",
-            self.community_id.hex,
-            self.kind.value,
-            *(f"{posting.account_id.hex}{posting.amount:+d}" for posting in self.postings),
-            self.memo,
-            self.category,
-            self.unit_code,
-            "pending" if self.pending else "posted",
-            self.expires_in_s,
-        )
+        return hashlib.sha256(
+            b"".join(
+                (
+                    b"timebank.transaction.1",
+                    self.community_id.bytes,
+                    _field(self.kind.value),
+                    _field(self.memo),
+                    _field(self.category),
+                    _field(self.unit_code),
+                    _field(self.expires_in_s),
+                    b"p" if self.pending else b"-",
+                    len(self.postings).to_bytes(2, "big"),
+                    *(
+                        posting.account_id.bytes + posting.amount.to_bytes(8, "big", signed=True)
+                        for posting in self.postings
+                    ),
+                )
+            )
+        ).digest()
 
 
-def content_digest(*fields: str | int | None) -> bytes:
-    """SHA-256 of fields, each length-prefixed so that no two different field lists
-    (say, a memo that contains a separator) can encode alike."""
-    digest = hashlib.sha256()
-    for value in fields:
-        if value is None:
-            digest.update(ABSENT_FIELD_MARK)
-            continue
-        encoded = str(value).encode()
-        digest.update(len(encoded).to_bytes(4, "big"))
-        digest.update(encoded)
-    return digest.digest()
+def reversal_fingerprint(original_id: uuid.UUID, memo: str) -> bytes:
+    return hashlib.sha256(
+        b"".join((b"timebank.reversal.1", original_id.bytes, _field(memo)))
+    ).digest()
+
+
+def _field(value: str | int | None) -> bytes:
+    """A field length-prefixed, so that no two different field lists (say, a memo
+    that contains what looks like a separator) encode alike."""
+    if value is None:
+        return ABSENT_FIELD_MARK
+    encoded = str(value).encode()
+    return len(encoded).to_bytes(4, "big") + encoded
 
 
 # A length no field can have: None hashes unlike any string, even an empty one.
 ABSENT_FIELD_MARK = b"\xff\xff\xff\xff"
-
-
-def reversal_fingerprint(original_id: uuid.UUID, memo: str) -> bytes:
-    return content_digest("reversal", original_id.hex, memo)
 
 
 # Reversal ids derived from the original when the client gives none, so that a
