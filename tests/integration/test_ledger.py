@@ -492,12 +492,25 @@ async def test_statement_pages_by_keyset_with_running_balance(
         )
         pages += 1
     assert pages == 3
+    assert page.account.balance == -sum(amounts)
+    assert page.account.posting_count == len(amounts)
     assert [line.amount for line in lines] == [-n for n in reversed(amounts)]
     running = 0
     for line in reversed(lines):
         running += line.amount
         assert line.balance_after == running
     assert [line.account_seq for line in lines] == list(range(len(amounts), 0, -1))
+
+
+async def test_statement_of_an_account_without_postings_is_empty(
+    store: LedgerStore, community: CommunityFixture
+) -> None:
+    """A fresh account has an empty statement; an unknown one is unknown_account."""
+    alice = await community.member_account()
+    page = await store.statement(community.id, alice.id)
+    assert (page.lines, page.next_before_seq, page.account.balance) == ((), None, 0)
+    with pytest.raises(UnknownAccount):
+        await store.statement(community.id, uuid.uuid4())
 
 
 async def test_balance_at_a_past_instant(store: LedgerStore, community: CommunityFixture) -> None:

@@ -394,6 +394,7 @@ class StatementLine:
 
 @dataclass(frozen=True, slots=True)
 class StatementPage:
+    account: Account  # as it stands now
     lines: tuple[StatementLine, ...]
     # Pass as `before_seq` for the next (older) page; None on the last page.
     next_before_seq: int | None

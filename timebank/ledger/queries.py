@@ -90,17 +90,34 @@ SELECT account_id, amount, NULL::bigint AS balance_after FROM pending_legs
 """
 
 # Newest first, keyset on the account's posting sequence (never OFFSET).
+# The account as it stands and a page of its postings, newest first, in one round
+# trip: one row per posting (the account's columns repeated), or a single row with
+# NULL posting columns when the page is empty. Keyset on the account's posting
+# sequence, never OFFSET.
 SELECT_STATEMENT = """
-SELECT p.account_seq, p.transaction_id, t.kind, t.memo, t.category, p.amount,
+SELECT a.id, a.community_id, u.code AS unit_code, a.owner_id, a.purpose, a.status,
+       a.min_balance, a.max_balance, a.balance, a.posting_count,
+       coalesce(h.pending_debits, 0) AS pending_debits,
+       coalesce(h.pending_credits, 0) AS pending_credits,
+       p.account_seq, p.transaction_id, p.kind, p.memo, p.category, p.amount,
        p.balance_after, p.posted_at
-  FROM postings p
-  JOIN transactions t ON t.community_id = p.community_id AND t.id = p.transaction_id
- WHERE p.community_id = $1 AND p.account_id = $2
-   AND p.account_seq < $3
-   AND ($4::timestamptz IS NULL OR p.posted_at >= $4)
-   AND ($5::timestamptz IS NULL OR p.posted_at < $5)
+  FROM accounts a
+  JOIN units u ON u.community_id = a.community_id AND u.id = a.unit_id
+  LEFT JOIN LATERAL ledger_active_holds(a.community_id, ARRAY[a.id], clock_timestamp()) h
+         ON true
+  LEFT JOIN LATERAL (
+      SELECT p.account_seq, p.transaction_id, t.kind, t.memo, t.category, p.amount,
+             p.balance_after, p.posted_at
+        FROM postings p
+        JOIN transactions t ON t.community_id = p.community_id AND t.id = p.transaction_id
+       WHERE p.community_id = a.community_id AND p.account_id = a.id
+         AND p.account_seq < $3
+         AND ($4::timestamptz IS NULL OR p.posted_at >= $4)
+         AND ($5::timestamptz IS NULL OR p.posted_at < $5)
+       ORDER BY p.account_seq DESC
+       LIMIT $6) p ON true
+ WHERE a.community_id = $1 AND a.id = $2
  ORDER BY p.account_seq DESC
- LIMIT $6
 """
 
 SELECT_BALANCE_AT = "SELECT ledger_balance_at($1, $2, $3)"

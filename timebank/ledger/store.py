@@ -226,7 +226,7 @@ class LedgerStore:
         row = await self._fetchrow(queries.SELECT_ACCOUNT, account_id)
         if row is None:
             raise UnknownAccount(account_id=str(account_id))
-        return Account(**{**dict(row), "status": AccountStatus(row["status"])})
+        return _account(row)
 
     async def set_limits(
         self, community_id: uuid.UUID, account_id: uuid.UUID, min_balance: int, max_balance: int
@@ -429,8 +429,8 @@ class LedgerStore:
         posted_from: datetime | None = None,
         posted_before: datetime | None = None,
     ) -> StatementPage:
-        """The account's postings, newest first, with the balance each left. An
-        account of another community has none."""
+        """The account as it stands and its postings, newest first, with the balance
+        each left: one round trip."""
         if not 1 <= require_int(limit, "limit") <= STATEMENT_PAGE_SIZE_MAX:
             raise ValidationError(f"limit must be between 1 and {STATEMENT_PAGE_SIZE_MAX}")
         rows = await self._fetch(
@@ -442,12 +442,25 @@ class LedgerStore:
             posted_before,
             limit + 1,
         )
+        if not rows:
+            raise UnknownAccount(account_id=str(account_id))
+        account = _account(rows[0])
         lines = tuple(
-            StatementLine(**{**dict(row), "kind": TransactionKind(row["kind"])})
+            StatementLine(
+                account_seq=row["account_seq"],
+                transaction_id=row["transaction_id"],
+                kind=TransactionKind(row["kind"]),
+                memo=row["memo"],
+                category=row["category"],
+                amount=row["amount"],
+                balance_after=row["balance_after"],
+                posted_at=row["posted_at"],
+            )
             for row in rows[:limit]
+            if row["account_seq"] is not None
         )
         next_before_seq = lines[-1].account_seq if len(rows) > limit else None
-        return StatementPage(lines=lines, next_before_seq=next_before_seq)
+        return StatementPage(account=account, lines=lines, next_before_seq=next_before_seq)
 
     async def balance_at(
         self, community_id: uuid.UUID, account_id: uuid.UUID, instant: datetime
@@ -460,6 +473,23 @@ class LedgerStore:
         )
         assert isinstance(balance, int)
         return balance
+
+
+def _account(row: asyncpg.Record) -> Account:
+    return Account(
+        id=row["id"],
+        community_id=row["community_id"],
+        unit_code=row["unit_code"],
+        owner_id=row["owner_id"],
+        purpose=row["purpose"],
+        status=AccountStatus(row["status"]),
+        min_balance=row["min_balance"],
+        max_balance=row["max_balance"],
+        balance=row["balance"],
+        pending_debits=row["pending_debits"],
+        pending_credits=row["pending_credits"],
+        posting_count=row["posting_count"],
+    )
 
 
 def _unit(row: asyncpg.Record) -> Unit:
