@@ -1,6 +1,7 @@
 """Test databases: the embedded PostgreSQL by default, or the server named by
-TIMEBANK_TEST_DATABASE_URL (e.g. the system PostgreSQL 15). Either way each test
-session works in a fresh database of its own, dropped at the end."""
+TIMEBANK_TEST_DATABASE_URL, else by DATABASE_URL (e.g. the system PostgreSQL 15).
+Either way each test session works in fresh databases of its own, dropped at the
+end; nothing else on that server is touched."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ CURRENCY_MAX_BALANCE = 100_000
 @pytest.fixture(scope="session")
 def database_server_uri() -> Iterator[str]:
     """A PostgreSQL server to test against, as a URI to its maintenance database."""
-    external = os.environ.get(TEST_SERVER_URL_VARIABLE)
+    external = os.environ.get(TEST_SERVER_URL_VARIABLE) or os.environ.get("DATABASE_URL")
     if external:
         yield external
         return

@@ -63,6 +63,7 @@ def create_app(settings: Settings, *, prepare: Preparation | None = None) -> web
                 sweeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sweeper
+                await store.drain()
             finally:
                 await pool.close()
 

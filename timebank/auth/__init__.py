@@ -1,0 +1,1 @@
+"""Identities, roles, tokens and keys (the HTTP API issue builds them here)."""
