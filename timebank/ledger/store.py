@@ -351,14 +351,7 @@ class LedgerStore:
         assert row is not None
         if row["outcome"] == "expired":
             raise NotPending(transaction_id=str(transaction_id), state="expired")
-        return TransactionResult(
-            id=transaction_id,
-            outcome=Outcome(row["outcome"]),
-            state=TransactionState(row["state"]),
-            created_at=row["created_at"],
-            resolved_at=row["resolved_at"],
-            expires_at=row["expires_at"],
-        )
+        return _row_result(transaction_id, row)
 
     async def reverse(
         self,
@@ -381,14 +374,7 @@ class LedgerStore:
             reversal_fingerprint(transaction_id, memo),
         )
         assert row is not None
-        return TransactionResult(
-            id=reversal_id,
-            outcome=Outcome(row["outcome"]),
-            state=TransactionState(row["state"]),
-            created_at=row["created_at"],
-            resolved_at=row["resolved_at"],
-            expires_at=row["expires_at"],
-        )
+        return _row_result(reversal_id, row)
 
     async def expire_overdue(self, limit: int = 1_000) -> int:
         """Expires overdue pending transactions; returns how many it expired."""
@@ -501,15 +487,19 @@ OUTCOMES = {outcome.value: outcome for outcome in Outcome}
 STATES = {state.value: state for state in TransactionState}
 
 
-def _result(request: TransactionRequest, row: asyncpg.Record) -> TransactionResult:
-    result = TransactionResult(
-        id=request.id,
+def _row_result(transaction_id: uuid.UUID, row: asyncpg.Record) -> TransactionResult:
+    return TransactionResult(
+        id=transaction_id,
         outcome=OUTCOMES[row["outcome"]],
         state=STATES[row["state"]],
         created_at=row["created_at"],
         resolved_at=row["resolved_at"],
         expires_at=row["expires_at"],
     )
+
+
+def _result(request: TransactionRequest, row: asyncpg.Record) -> TransactionResult:
+    result = _row_result(request.id, row)
     if result.outcome is Outcome.CREATED:
         expected = TransactionState.PENDING if request.pending else TransactionState.POSTED
         assert result.state is expected, f"new transaction {request.id} is {result.state}"
