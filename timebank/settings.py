@@ -21,7 +21,9 @@ class Settings(BaseSettings):
     """Timebank's settings. Environment variables are `TIMEBANK_<NAME>`, except
     `DATABASE_URL`, which is also read under its conventional name."""
 
-    model_config = SettingsConfigDict(env_prefix="TIMEBANK_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="TIMEBANK_", extra="ignore", frozen=True, populate_by_name=True
+    )
 
     database_url: str | None = Field(
         default=None,
