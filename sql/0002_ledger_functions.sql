@@ -93,15 +93,21 @@ BEGIN
     WITH claimed AS (
         INSERT INTO transactions AS t
                (community_id, id, kind, state, memo, category, fingerprint, reverses_id,
-                created_at, expires_at, resolved_at)
+                leg_accounts, leg_amounts, created_at, expires_at, resolved_at)
         SELECT p_community, r.id, r.kind::ledger_transaction_kind,
                (CASE WHEN r.pending THEN 'pending' ELSE 'posted' END)::ledger_transaction_state,
-               r.memo, r.category, r.fingerprint, r.reverses, v_at,
+               r.memo, r.category, r.fingerprint, r.reverses, g.accounts, g.amounts, v_at,
                CASE WHEN r.pending THEN v_at + make_interval(secs => r.expires_in_s) END,
                CASE WHEN r.pending THEN NULL ELSE v_at END
           FROM unnest(p_ids, p_kinds, p_memos, p_categories, p_fingerprints, p_pending,
                       p_expires_in_s, p_reverses)
-               AS r(id, kind, memo, category, fingerprint, pending, expires_in_s, reverses)
+               WITH ORDINALITY
+               AS r(id, kind, memo, category, fingerprint, pending, expires_in_s, reverses, ord)
+          JOIN (SELECT l.tx, array_agg(l.account_id ORDER BY l.ord) AS accounts,
+                       array_agg(l.amount ORDER BY l.ord) AS amounts
+                  FROM unnest(p_leg_tx, p_leg_accounts, p_leg_amounts)
+                       WITH ORDINALITY AS l(tx, account_id, amount, ord)
+                 GROUP BY l.tx) g ON g.tx = r.ord
          ORDER BY r.id
         ON CONFLICT (community_id, id) DO NOTHING
         RETURNING t.id
@@ -245,15 +251,8 @@ BEGIN
                  GROUP BY l.account_id) d
          WHERE a.community_id = p_community AND a.id = d.account_id;
 
-        -- Pending legs: kept for the record, and held against limits until resolved.
+        -- Pending legs are held against limits until resolved.
         IF true = ANY (p_pending) THEN
-            INSERT INTO pending_legs (community_id, transaction_id, position, account_id, amount)
-            SELECT p_community, p_ids[l.tx], row_number() OVER (PARTITION BY l.tx ORDER BY l.ord),
-                   l.account_id, l.amount
-              FROM unnest(p_leg_tx, p_leg_accounts, p_leg_amounts)
-                   WITH ORDINALITY AS l(tx, account_id, amount, ord)
-             WHERE v_is_new[l.tx] AND p_pending[l.tx];
-
             INSERT INTO holds (community_id, account_id, transaction_id, amount, expires_at)
             SELECT p_community, l.account_id, p_ids[l.tx], l.amount,
                    v_at + make_interval(secs => p_expires_in_s[l.tx])
@@ -341,11 +340,12 @@ BEGIN
     v_expires_at := CASE WHEN p_pending THEN v_at + make_interval(secs => p_expires_in_s) END;
 
     INSERT INTO transactions (community_id, id, kind, state, memo, category, fingerprint,
-                              reverses_id, created_at, expires_at, resolved_at)
+                              reverses_id, leg_accounts, leg_amounts, created_at, expires_at,
+                              resolved_at)
     VALUES (p_community, p_id, p_kind::ledger_transaction_kind,
             (CASE WHEN p_pending THEN 'pending' ELSE 'posted' END)::ledger_transaction_state,
-            p_memo, p_category, p_fingerprint, p_reverses, v_at, v_expires_at,
-            CASE WHEN p_pending THEN NULL ELSE v_at END)
+            p_memo, p_category, p_fingerprint, p_reverses, p_accounts, p_amounts, v_at,
+            v_expires_at, CASE WHEN p_pending THEN NULL ELSE v_at END)
     ON CONFLICT (community_id, id) DO NOTHING;
     IF NOT FOUND THEN
         SELECT * INTO v_existing FROM transactions t
@@ -420,9 +420,6 @@ BEGIN
     END LOOP;
 
     IF p_pending THEN
-        INSERT INTO pending_legs (community_id, transaction_id, position, account_id, amount)
-        SELECT p_community, p_id, l.ord, l.account_id, l.amount
-          FROM unnest(p_accounts, p_amounts) WITH ORDINALITY AS l(account_id, amount, ord);
         INSERT INTO holds (community_id, account_id, transaction_id, amount, expires_at)
         SELECT p_community, l.account_id, p_id, l.amount, v_expires_at
           FROM unnest(p_accounts, p_amounts) AS l(account_id, amount);
@@ -571,10 +568,9 @@ BEGIN
             'transaction_id', p_original, 'reversal_id', v_existing));
     END IF;
 
-    SELECT array_agg(p.account_id ORDER BY p.account_id), array_agg(-p.amount ORDER BY p.account_id)
-      INTO v_accounts, v_amounts
-      FROM postings p
-     WHERE p.community_id = p_community AND p.transaction_id = p_original;
+    SELECT array_agg(-l.amount ORDER BY l.ord) INTO v_amounts
+      FROM unnest(v_original.leg_amounts) WITH ORDINALITY AS l(amount, ord);
+    v_accounts := v_original.leg_accounts;
 
     RETURN QUERY SELECT * FROM ledger_post_one(
         p_community, p_reversal_id, 'reversal', p_memo, v_original.category, p_fingerprint,
@@ -616,9 +612,7 @@ BEGIN
     END IF;
 
     PERFORM 1 FROM accounts a
-      WHERE a.community_id = p_community
-        AND a.id IN (SELECT l.account_id FROM pending_legs l
-                      WHERE l.community_id = p_community AND l.transaction_id = p_id)
+      WHERE a.community_id = p_community AND a.id = ANY (v_tx.leg_accounts)
       ORDER BY a.id FOR UPDATE;
     v_at := clock_timestamp();
 
@@ -629,9 +623,10 @@ BEGIN
     END IF;
 
     SELECT a.id, a.status INTO v_problem
-      FROM pending_legs l JOIN accounts a ON a.community_id = p_community AND a.id = l.account_id
-     WHERE l.community_id = p_community AND l.transaction_id = p_id AND a.status <> 'active'
-     ORDER BY l.position LIMIT 1;
+      FROM unnest(v_tx.leg_accounts) WITH ORDINALITY AS l(account_id, ord)
+      JOIN accounts a ON a.community_id = p_community AND a.id = l.account_id
+     WHERE a.status <> 'active'
+     ORDER BY l.ord LIMIT 1;
     IF FOUND THEN
         PERFORM ledger_fail(CASE v_problem.status WHEN 'frozen' THEN 'account_frozen' ELSE 'account_closed' END,
             jsonb_build_object('transaction_id', p_id, 'account_id', v_problem.id, 'status', v_problem.status));
@@ -642,12 +637,11 @@ BEGIN
     INSERT INTO postings (community_id, account_id, account_seq, transaction_id, amount,
                           balance_after, posted_at)
     SELECT p_community, l.account_id, a.posting_count + 1, p_id, l.amount, a.balance + l.amount, v_at
-      FROM pending_legs l JOIN accounts a ON a.community_id = p_community AND a.id = l.account_id
-     WHERE l.community_id = p_community AND l.transaction_id = p_id;
+      FROM unnest(v_tx.leg_accounts, v_tx.leg_amounts) AS l(account_id, amount)
+      JOIN accounts a ON a.community_id = p_community AND a.id = l.account_id;
     UPDATE accounts a SET balance = a.balance + l.amount, posting_count = a.posting_count + 1
-      FROM pending_legs l
-     WHERE l.community_id = p_community AND l.transaction_id = p_id
-       AND a.community_id = p_community AND a.id = l.account_id;
+      FROM unnest(v_tx.leg_accounts, v_tx.leg_amounts) AS l(account_id, amount)
+     WHERE a.community_id = p_community AND a.id = l.account_id;
     UPDATE transactions t SET state = 'posted', resolved_at = v_at
      WHERE t.community_id = p_community AND t.id = p_id;
 
@@ -777,15 +771,17 @@ BEGIN
 END;
 $$;
 
--- The posted balance of an account as it stood at p_at. Postings of an account
--- are timed in sequence order (each is written under the account's lock, timed
--- after taking it), so the last posting at or before p_at is found by bisection
--- on the primary key: about 20 lookups for a million postings.
-CREATE FUNCTION ledger_balance_at(p_community uuid, p_account uuid, p_at timestamptz)
+-- The sequence number of the account's last posting at or before p_at (or, with
+-- p_inclusive false, strictly before it); 0 when there is none. Postings of an
+-- account are timed in sequence order (each is written under the account's lock,
+-- timed after taking it), so it is found by bisection on the primary key: about
+-- 20 lookups for a million postings.
+CREATE FUNCTION ledger_last_seq_at(p_community uuid, p_account uuid, p_at timestamptz,
+                                   p_inclusive boolean)
 RETURNS bigint LANGUAGE plpgsql STABLE AS $$
 DECLARE
-    v_low       bigint := 0;  -- postings 1 .. v_low are at or before p_at
-    v_high      bigint;       -- postings after v_high are after p_at
+    v_low       bigint := 0;  -- postings 1 .. v_low are in
+    v_high      bigint;       -- postings after v_high are out
     v_middle    bigint;
     v_posted_at timestamptz;
 BEGIN
@@ -799,17 +795,39 @@ BEGIN
         SELECT p.posted_at INTO v_posted_at FROM postings p
          WHERE p.community_id = p_community AND p.account_id = p_account
            AND p.account_seq = v_middle;
-        IF v_posted_at <= p_at THEN
+        IF v_posted_at < p_at OR (p_inclusive AND v_posted_at = p_at) THEN
             v_low := v_middle;
         ELSE
             v_high := v_middle - 1;
         END IF;
     END LOOP;
-    IF v_low = 0 THEN
-        RETURN 0;
-    END IF;
-    RETURN (SELECT p.balance_after FROM postings p
-             WHERE p.community_id = p_community AND p.account_id = p_account
-               AND p.account_seq = v_low);
+    RETURN v_low;
 END;
+$$;
+
+-- The posted balance of an account as it stood at p_at.
+CREATE FUNCTION ledger_balance_at(p_community uuid, p_account uuid, p_at timestamptz)
+RETURNS bigint LANGUAGE sql STABLE AS $$
+    SELECT coalesce((SELECT p.balance_after FROM postings p
+                      WHERE p.community_id = p_community AND p.account_id = p_account
+                        AND p.account_seq = ledger_last_seq_at(p_community, p_account, p_at, true)),
+                    0);
+$$;
+
+-- The postings of a posted transaction, in leg order, with the balance each left:
+-- each is among its account's postings timed at the transaction's posting time.
+CREATE FUNCTION ledger_transaction_postings(p_community uuid, p_id uuid)
+RETURNS TABLE (account_id uuid, amount bigint, balance_after bigint)
+LANGUAGE sql STABLE AS $$
+    SELECT l.account_id, p.amount, p.balance_after
+      FROM transactions t
+     CROSS JOIN LATERAL unnest(t.leg_accounts) WITH ORDINALITY AS l(account_id, ord)
+     CROSS JOIN LATERAL (
+         SELECT p.amount, p.balance_after FROM postings p
+          WHERE p.community_id = p_community AND p.account_id = l.account_id
+            AND p.account_seq >  ledger_last_seq_at(p_community, l.account_id, t.resolved_at, false)
+            AND p.account_seq <= ledger_last_seq_at(p_community, l.account_id, t.resolved_at, true)
+            AND p.transaction_id = p_id) p
+     WHERE t.community_id = p_community AND t.id = p_id AND t.state = 'posted'
+     ORDER BY l.ord;
 $$;

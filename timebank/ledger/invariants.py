@@ -62,19 +62,31 @@ INVARIANT_QUERIES: dict[str, str] = {
         HAVING sum(p.amount) <> 0
          LIMIT 20
     """,
-    "posted_transactions_have_postings": """
-        SELECT t.id AS transaction_id, t.state, count(p.account_id) AS postings
+    "posted_transactions_have_their_postings": """
+        SELECT t.id AS transaction_id, t.state
           FROM transactions t
-          LEFT JOIN postings p ON p.community_id = t.community_id AND p.transaction_id = t.id
-         GROUP BY t.community_id, t.id, t.state
-        HAVING (t.state = 'posted') <> (count(p.account_id) >= 2)
+          FULL JOIN (SELECT community_id, transaction_id,
+                            array_agg(account_id ORDER BY account_id, amount) AS accounts,
+                            array_agg(amount::bigint ORDER BY account_id, amount) AS amounts
+                       FROM postings GROUP BY community_id, transaction_id) p
+            ON p.community_id = t.community_id AND p.transaction_id = t.id
+          LEFT JOIN LATERAL (
+              SELECT array_agg(l.account_id ORDER BY l.account_id, l.amount) AS accounts,
+                     array_agg(l.amount ORDER BY l.account_id, l.amount) AS amounts
+                FROM unnest(t.leg_accounts, t.leg_amounts) AS l(account_id, amount)) legs ON true
+         WHERE (t.state = 'posted') IS DISTINCT FROM (p.transaction_id IS NOT NULL)
+            OR (t.state = 'posted' AND (legs.accounts, legs.amounts)
+                                       IS DISTINCT FROM (p.accounts, p.amounts))
          LIMIT 20
     """,
-    "pending_legs_balance": """
-        SELECT l.transaction_id, sum(l.amount) AS total, count(*) AS legs
-          FROM pending_legs l
-         GROUP BY l.community_id, l.transaction_id
-        HAVING sum(l.amount) <> 0 OR count(*) < 2
+    "transaction_legs_balance_per_unit": """
+        SELECT t.id AS transaction_id, u.code AS unit, sum(l.amount) AS total
+          FROM transactions t
+         CROSS JOIN LATERAL unnest(t.leg_accounts, t.leg_amounts) AS l(account_id, amount)
+          LEFT JOIN accounts a ON a.community_id = t.community_id AND a.id = l.account_id
+          LEFT JOIN units u ON u.community_id = a.community_id AND u.id = a.unit_id
+         GROUP BY t.community_id, t.id, u.code
+        HAVING sum(l.amount) <> 0 OR u.code IS NULL
          LIMIT 20
     """,
     "journal_references_exist": """
@@ -84,13 +96,6 @@ INVARIANT_QUERIES: dict[str, str] = {
                             WHERE a.community_id = p.community_id AND a.id = p.account_id)
             OR NOT EXISTS (SELECT 1 FROM transactions t
                             WHERE t.community_id = p.community_id AND t.id = p.transaction_id)
-        UNION ALL
-        SELECT 'pending_legs', l.transaction_id, l.account_id
-          FROM pending_legs l
-         WHERE NOT EXISTS (SELECT 1 FROM accounts a
-                            WHERE a.community_id = l.community_id AND a.id = l.account_id)
-            OR NOT EXISTS (SELECT 1 FROM transactions t
-                            WHERE t.community_id = l.community_id AND t.id = l.transaction_id)
         UNION ALL
         SELECT 'holds', h.transaction_id, h.account_id
           FROM holds h
@@ -114,13 +119,12 @@ INVARIANT_QUERIES: dict[str, str] = {
     "reversals_mirror_their_original": """
         SELECT r.id AS reversal_id, r.reverses_id
           FROM transactions r
-         WHERE r.reverses_id IS NOT NULL
-           AND EXISTS (
-               SELECT account_id, amount FROM postings
-                WHERE community_id = r.community_id AND transaction_id = r.reverses_id
-               EXCEPT
-               SELECT account_id, -amount FROM postings
-                WHERE community_id = r.community_id AND transaction_id = r.id)
+          JOIN transactions o ON o.community_id = r.community_id AND o.id = r.reverses_id
+         WHERE r.leg_accounts IS DISTINCT FROM o.leg_accounts
+            OR r.leg_amounts IS DISTINCT FROM
+               (SELECT array_agg(-amount ORDER BY ord)
+                  FROM unnest(o.leg_amounts) WITH ORDINALITY AS l(amount, ord))
+            OR o.state <> 'posted'
          LIMIT 20
     """,
 }

@@ -65,31 +65,24 @@ SELECT a.id, a.community_id, u.code AS unit_code, a.owner_id, a.purpose, a.statu
  WHERE a.id = $1
 """
 
+# A transaction, its legs as asked and, once posted, the balance each left.
 SELECT_TRANSACTION = """
 SELECT t.id, t.community_id, t.kind, t.memo, t.category, t.reverses_id,
-       t.created_at, t.expires_at,
+       t.created_at, t.expires_at, t.leg_accounts, t.leg_amounts,
        -- A pending transaction past its expiry is expired, swept or not.
        CASE WHEN t.state = 'pending' AND t.expires_at <= clock_timestamp()
             THEN 'expired' ELSE t.state END AS state,
        CASE WHEN t.state = 'pending' AND t.expires_at <= clock_timestamp()
             THEN t.expires_at ELSE t.resolved_at END AS resolved_at,
        (SELECT r.id FROM transactions r
-         WHERE r.community_id = t.community_id AND r.reverses_id = t.id) AS reversed_by_id
+         WHERE r.community_id = t.community_id AND r.reverses_id = t.id) AS reversed_by_id,
+       (SELECT array_agg(p.balance_after ORDER BY p.ord)
+          FROM ledger_transaction_postings(t.community_id, t.id)
+               WITH ORDINALITY AS p(account_id, amount, balance_after, ord)) AS balances_after
   FROM transactions t
  WHERE t.community_id = $1 AND t.id = $2
 """
-SELECT_TRANSACTION_POSTINGS = """
-SELECT account_id, amount, balance_after FROM postings
- WHERE community_id = $1 AND transaction_id = $2
- ORDER BY amount, account_id
-"""
-SELECT_TRANSACTION_PENDING_LEGS = """
-SELECT account_id, amount, NULL::bigint AS balance_after FROM pending_legs
- WHERE community_id = $1 AND transaction_id = $2
- ORDER BY position
-"""
 
-# Newest first, keyset on the account's posting sequence (never OFFSET).
 # The account as it stands and a page of its postings, newest first, in one round
 # trip: one row per posting (the account's columns repeated), or a single row with
 # NULL posting columns when the page is empty. Keyset on the account's posting

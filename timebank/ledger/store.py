@@ -385,25 +385,11 @@ class LedgerStore:
     # Reads.
 
     async def transaction(self, community_id: uuid.UUID, transaction_id: uuid.UUID) -> Transaction:
-        async def read() -> Transaction:
-            async with (
-                self._pool.acquire() as connection,
-                connection.transaction(isolation="repeatable_read", readonly=True),
-            ):
-                row = await connection.fetchrow(
-                    queries.SELECT_TRANSACTION, community_id, transaction_id
-                )
-                if row is None:
-                    raise UnknownTransaction(transaction_id=str(transaction_id))
-                legs_query = (
-                    queries.SELECT_TRANSACTION_POSTINGS
-                    if row["state"] == TransactionState.POSTED
-                    else queries.SELECT_TRANSACTION_PENDING_LEGS
-                )
-                legs = await connection.fetch(legs_query, community_id, transaction_id)
-                return _transaction(row, legs)
-
-        return await self._run(read)
+        """A transaction with its postings (and, once posted, the balance each left)."""
+        row = await self._fetchrow(queries.SELECT_TRANSACTION, community_id, transaction_id)
+        if row is None:
+            raise UnknownTransaction(transaction_id=str(transaction_id))
+        return _transaction(row)
 
     async def statement(
         self,
@@ -506,16 +492,27 @@ def _result(request: TransactionRequest, row: asyncpg.Record) -> TransactionResu
     return result
 
 
-def _transaction(row: asyncpg.Record, legs: list[asyncpg.Record]) -> Transaction:
+def _transaction(row: asyncpg.Record) -> Transaction:
+    balances_after = row["balances_after"] or [None] * len(row["leg_accounts"])
+    assert len(balances_after) == len(row["leg_accounts"]), "a posted leg has one posting"
     postings = tuple(
-        StoredPosting(leg["account_id"], leg["amount"], leg["balance_after"]) for leg in legs
+        StoredPosting(account_id, amount, balance_after)
+        for account_id, amount, balance_after in zip(
+            row["leg_accounts"], row["leg_amounts"], balances_after, strict=True
+        )
     )
     assert sum(posting.amount for posting in postings) == 0, "a stored transaction balances"
     return Transaction(
-        **{
-            **dict(row),
-            "kind": TransactionKind(row["kind"]),
-            "state": TransactionState(row["state"]),
-        },
+        id=row["id"],
+        community_id=row["community_id"],
+        kind=TransactionKind(row["kind"]),
+        state=TransactionState(row["state"]),
+        memo=row["memo"],
+        category=row["category"],
+        reverses_id=row["reverses_id"],
+        reversed_by_id=row["reversed_by_id"],
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        resolved_at=row["resolved_at"],
         postings=postings,
     )
