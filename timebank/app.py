@@ -12,6 +12,7 @@ import structlog
 from aiohttp import web
 
 from timebank.api import health
+from timebank.api.middleware import request_context
 from timebank.database import create_pool, database_uri
 from timebank.keys import DATABASE_POOL, LEDGER, SETTINGS
 from timebank.ledger.errors import DatabaseUnavailable
@@ -41,7 +42,9 @@ async def expire_pending_forever(store: LedgerStore, interval_s: float) -> None:
 
 
 def create_app(settings: Settings, *, prepare: Preparation | None = None) -> web.Application:
-    app = web.Application(client_max_size=REQUEST_BODY_SIZE_MAX_BYTES)
+    app = web.Application(
+        client_max_size=REQUEST_BODY_SIZE_MAX_BYTES, middlewares=[request_context]
+    )
     app[SETTINGS] = settings
     app.add_routes(health.routes)
 

@@ -1,0 +1,91 @@
+"""Every request gets an id (echoed in X-Request-Id and bound to every log line it
+causes), one access log line with its principal, status and duration, and errors
+turned into problem documents."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from timebank.api.problems import ledger_problem, problem
+from timebank.ledger.errors import LedgerError
+
+logger = structlog.get_logger("timebank.http")
+
+REQUEST_ID_HEADER = "X-Request-Id"
+# A caller's own request id is kept when it is short and plain; otherwise we make one.
+REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+REQUEST_ID = web.RequestKey("request_id", str)
+PRINCIPAL = web.RequestKey("principal", str)
+ANONYMOUS = "anonymous"
+
+
+def _request_id(request: web.Request) -> str:
+    given = request.headers.get(REQUEST_ID_HEADER, "")
+    return given if REQUEST_ID_PATTERN.match(given) else uuid.uuid4().hex
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request_id = _request_id(request)
+    request[REQUEST_ID] = request_id
+    request[PRINCIPAL] = ANONYMOUS
+    started = time.perf_counter()
+    status = 500
+    with structlog.contextvars.bound_contextvars(request_id=request_id):
+        try:
+            response = await _answer(request, handler, request_id)
+            status = response.status
+            response.headers[REQUEST_ID_HEADER] = request_id
+            return response
+        finally:
+            logger.info(
+                "request",
+                method=request.method,
+                path=request.path,
+                status=status,
+                principal=request[PRINCIPAL],
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            )
+
+
+async def _answer(request: web.Request, handler: Handler, request_id: str) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except LedgerError as error:
+        return ledger_problem(error, request_id=request_id)
+    except web.HTTPRequestEntityTooLarge as error:
+        return problem(
+            "payload_too_large",
+            "The request body is too large",
+            error.text or "",
+            request_id=request_id,
+        )
+    except web.HTTPNotFound:
+        return problem(
+            "not_found", "Not found", f"nothing at {request.path}", request_id=request_id
+        )
+    except web.HTTPMethodNotAllowed as error:
+        return problem(
+            "method_not_allowed",
+            "Method not allowed",
+            f"{request.method} is not allowed on {request.path}",
+            request_id=request_id,
+            headers={"Allow": ", ".join(sorted(error.allowed_methods))},
+        )
+    except web.HTTPException:
+        raise
+    except Exception:
+        # A bug: the client learns only the request id; the log has the rest.
+        logger.exception("unhandled_error", method=request.method, path=request.path)
+        return problem(
+            "internal_error",
+            "Internal error",
+            "the service failed to answer; the request id identifies it in the logs",
+            request_id=request_id,
+        )

@@ -1,0 +1,126 @@
+"""Errors at the HTTP edge: every refusal is an RFC 9457 problem document
+(`application/problem+json`) with a stable `code`. The ledger's codes map to HTTP
+statuses here and nowhere else; no stack trace or SQL ever reaches a client."""
+
+from __future__ import annotations
+
+import json
+from http import HTTPStatus
+from typing import Any
+
+from aiohttp import web
+
+from timebank.ledger.errors import ERRORS_BY_CODE, DatabaseUnavailable, LedgerError
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://timebank.example/problems/"
+RETRY_AFTER_S = 1
+
+# The request is malformed or names what does not exist in this community.
+UNPROCESSABLE = frozenset(
+    {
+        "validation_error",
+        "amount_must_be_positive",
+        "accounts_must_be_different",
+        "postings_must_balance",
+        "batch_too_large",
+        "unit_mismatch",
+        "unknown_community",
+        "unknown_unit",
+        "unknown_account",
+        "unknown_transaction",
+    }
+)
+# The request is sound but the ledger's present state refuses it.
+CONFLICT = frozenset(
+    {
+        "limit_exceeded",
+        "limits_conflict_with_balance",
+        "account_frozen",
+        "account_closed",
+        "account_not_empty",
+        "transaction_id_conflict",
+        "not_pending",
+        "not_posted",
+        "not_reversible",
+        "already_reversed",
+        "already_exists",
+    }
+)
+UNAVAILABLE = frozenset({DatabaseUnavailable.code})
+
+STATUS_BY_CODE: dict[str, HTTPStatus] = {
+    **dict.fromkeys(UNPROCESSABLE, HTTPStatus.UNPROCESSABLE_ENTITY),
+    **dict.fromkeys(CONFLICT, HTTPStatus.CONFLICT),
+    **dict.fromkeys(UNAVAILABLE, HTTPStatus.SERVICE_UNAVAILABLE),
+}
+
+# Codes of the HTTP edge itself, beside the ledger's.
+EDGE_STATUS_BY_CODE: dict[str, HTTPStatus] = {
+    "not_found": HTTPStatus.NOT_FOUND,
+    "method_not_allowed": HTTPStatus.METHOD_NOT_ALLOWED,
+    "unauthenticated": HTTPStatus.UNAUTHORIZED,
+    "forbidden": HTTPStatus.FORBIDDEN,
+    "rate_limited": HTTPStatus.TOO_MANY_REQUESTS,
+    "payload_too_large": HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+    "unsupported_media_type": HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+    "internal_error": HTTPStatus.INTERNAL_SERVER_ERROR,
+}
+
+
+def status_for(code: str) -> HTTPStatus:
+    """The HTTP status of a stable error code; every code has one."""
+    status = STATUS_BY_CODE.get(code) or EDGE_STATUS_BY_CODE.get(code)
+    assert status is not None, f"error code without an HTTP status: {code}"
+    return status
+
+
+def problem(
+    code: str,
+    title: str,
+    detail: str,
+    *,
+    request_id: str | None = None,
+    extensions: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    status = status_for(code)
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + code,
+        "title": title,
+        "status": int(status),
+        "detail": detail,
+        "code": code,
+    }
+    if request_id is not None:
+        body["request_id"] = request_id
+    for key, value in (extensions or {}).items():
+        body.setdefault(key, value)
+    response_headers = dict(headers or {})
+    if status is HTTPStatus.SERVICE_UNAVAILABLE:
+        response_headers.setdefault("Retry-After", str(RETRY_AFTER_S))
+    return web.Response(
+        status=int(status),
+        text=json.dumps(body, default=str),
+        content_type=PROBLEM_CONTENT_TYPE,
+        headers=response_headers,
+    )
+
+
+def ledger_problem(error: LedgerError, *, request_id: str | None) -> web.Response:
+    """A ledger error as a problem document; its context becomes extension members."""
+    return problem(
+        error.code,
+        error.title,
+        error.detail,
+        request_id=request_id,
+        extensions=error.context,
+    )
+
+
+def all_codes() -> dict[str, int]:
+    """Every stable code the API can answer with, and its status (for the docs)."""
+    codes = {code: int(status_for(code)) for code in ERRORS_BY_CODE}
+    codes[DatabaseUnavailable.code] = int(status_for(DatabaseUnavailable.code))
+    codes.update({code: int(status) for code, status in EDGE_STATUS_BY_CODE.items()})
+    return codes
