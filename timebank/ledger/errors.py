@@ -6,30 +6,14 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from timebank.errors import TimebankError
 
-class LedgerError(Exception):
+
+class LedgerError(TimebankError):
     """A ledger rule refused the request; nothing was written."""
 
     code: ClassVar[str] = "ledger_error"
     title: ClassVar[str] = "The ledger refused the request"
-
-    def __init__(self, detail: str | None = None, **context: Any) -> None:
-        self.context = context
-        self.detail = detail or self.describe()
-        super().__init__(self.detail)
-
-    def describe(self) -> str:
-        return self.title
-
-    def __eq__(self, other: object) -> bool:
-        return (
-            type(self) is type(other)
-            and isinstance(other, LedgerError)
-            and self.context == other.context
-        )
-
-    def __hash__(self) -> int:
-        return hash((self.code, tuple(sorted(map(str, self.context.items())))))
 
 
 class ValidationError(LedgerError):
