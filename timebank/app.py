@@ -7,14 +7,17 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import structlog
 from aiohttp import web
 
-from timebank.api import health
+from timebank.api import auth, health
 from timebank.api.middleware import request_context
+from timebank.auth.service import IdentityService
+from timebank.auth.signing_keys import KeyRing
 from timebank.database import create_pool, database_uri
-from timebank.keys import DATABASE_POOL, LEDGER, SETTINGS
+from timebank.keys import DATABASE_POOL, IDENTITIES, LEDGER, SETTINGS, SIGNING_KEYS
 from timebank.ledger.errors import DatabaseUnavailable
 from timebank.ledger.store import LedgerStore
 from timebank.migrations import apply_migrations
@@ -41,12 +44,19 @@ async def expire_pending_forever(store: LedgerStore, interval_s: float) -> None:
         await asyncio.sleep(interval_s)
 
 
+def signing_keys_directory(settings: Settings) -> Path:
+    """Where the token-signing keys live: beside the embedded database, readable by
+    the service's user only."""
+    return settings.data_dir / "keys"
+
+
 def create_app(settings: Settings, *, prepare: Preparation | None = None) -> web.Application:
     app = web.Application(
         client_max_size=REQUEST_BODY_SIZE_MAX_BYTES, middlewares=[request_context]
     )
     app[SETTINGS] = settings
     app.add_routes(health.routes)
+    app.add_routes(auth.routes)
 
     async def database_context(app: web.Application) -> AsyncIterator[None]:
         async with database_uri(settings) as uri:
@@ -55,8 +65,13 @@ def create_app(settings: Settings, *, prepare: Preparation | None = None) -> web
                 async with pool.acquire() as connection:
                     await apply_migrations(connection)
                 store = LedgerStore(pool, settings)
+                keys = await asyncio.to_thread(
+                    KeyRing.load_or_create, signing_keys_directory(settings)
+                )
                 app[DATABASE_POOL] = pool
                 app[LEDGER] = store
+                app[SIGNING_KEYS] = keys
+                app[IDENTITIES] = IdentityService(pool, settings, keys)
                 if prepare is not None:
                     await prepare(store)
                 sweeper = asyncio.create_task(

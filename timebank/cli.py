@@ -9,10 +9,12 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError as SettingsValidationError
 
-from timebank.app import serve
+from timebank.app import serve, signing_keys_directory
+from timebank.auth.service import IdentityService
+from timebank.auth.signing_keys import KeyRing
 from timebank.database import DatabaseError, create_pool, database_uri
 from timebank.demo import create_demo_community
-from timebank.ledger.errors import LedgerError
+from timebank.errors import TimebankError
 from timebank.ledger.invariants import check_invariants
 from timebank.logging import configure_logging
 from timebank.migrations import MigrationError, apply_migrations
@@ -37,6 +39,15 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--host", help="address to listen on (default: TIMEBANK_HOST)")
         command.add_argument("--port", type=int, help="port to listen on (default: TIMEBANK_PORT)")
     commands.add_parser("migrate", help="apply the database migrations")
+    admin = commands.add_parser("admin", help="administration").add_subparsers(
+        dest="admin_command", required=True, metavar="ADMIN_COMMAND"
+    )
+    operator = admin.add_parser(
+        "create-operator", help="create a platform operator (exit 0 if the email exists)"
+    )
+    operator.add_argument("--email", required=True)
+    operator.add_argument("--password", required=True)
+    operator.add_argument("--name", default="Operator", help="display name")
     commands.add_parser("check", help="verify the ledger's invariants; exit 1 if any fails")
     return parser
 
@@ -51,6 +62,22 @@ async def _migrate(settings: Settings) -> int:
             await pool.close()
     names = ", ".join(f"{m.version:04d}_{m.name}" for m in applied) or "none (up to date)"
     print(f"migrations applied: {names}")
+    return EXIT_OK
+
+
+async def _create_operator(settings: Settings, email: str, password: str, name: str) -> int:
+    async with database_uri(settings) as uri:
+        pool = await create_pool(uri, settings)
+        try:
+            async with pool.acquire() as connection:
+                await apply_migrations(connection)
+            keys = KeyRing.load_or_create(signing_keys_directory(settings))
+            created = await IdentityService(pool, settings, keys).create_operator(
+                email, password, name
+            )
+        finally:
+            await pool.close()
+    print(f"operator {email} " + ("created" if created else "already exists"))
     return EXIT_OK
 
 
@@ -91,10 +118,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_migrate(settings))
         if arguments.command == "check":
             return asyncio.run(_check(settings))
+        if arguments.command == "admin":
+            return asyncio.run(
+                _create_operator(settings, arguments.email, arguments.password, arguments.name)
+            )
         prepare = create_demo_community if arguments.command == "demo" else None
         asyncio.run(serve(settings, prepare=prepare))
         return EXIT_OK
-    except (DatabaseError, MigrationError, LedgerError, OSError) as error:
+    except (DatabaseError, MigrationError, TimebankError, OSError) as error:
         print(f"timebank: error: {error}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:

@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncpg
 from aiohttp import web
 
+from timebank.auth.service import IdentityService
+from timebank.auth.signing_keys import KeyRing
 from timebank.ledger.store import LedgerStore
 from timebank.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE_POOL = web.AppKey("database_pool", asyncpg.Pool)
 LEDGER = web.AppKey("ledger", LedgerStore)
+SIGNING_KEYS = web.AppKey("signing_keys", KeyRing)
+IDENTITIES = web.AppKey("identities", IdentityService)

@@ -61,6 +61,17 @@ class Settings(BaseSettings):
     expiry_sweep_interval_s: float = Field(
         default=5.0, gt=0, description="How often overdue pending transactions are expired."
     )
+    token_issuer: str = Field(default="timebank", description="`iss` of access tokens.")
+    token_audience: str = Field(default="timebank", description="`aud` of access tokens.")
+    access_token_ttl_s: int = Field(default=900, ge=60, le=3600)
+    refresh_token_ttl_s: int = Field(default=30 * 24 * 3600, ge=3600)
+    login_failures_max: int = Field(
+        default=5, ge=1, description="Failed logins per account per window before refusing."
+    )
+    login_failures_per_address_max: int = Field(
+        default=20, ge=1, description="Failed logins per address per window before refusing."
+    )
+    login_window_s: int = Field(default=900, ge=1, description="Window of the login throttle.")
     log_format: Literal["auto", "json", "console"] = Field(
         default="auto", description="'auto' is readable on a terminal and JSON otherwise."
     )

@@ -117,6 +117,30 @@ async def test_check_passes_on_a_sound_ledger_and_names_a_broken_invariant(
         await pool.close()
 
 
+async def test_create_operator_is_idempotent(
+    create_database: Callable[[], Awaitable[str]], tmp_path: Path
+) -> None:
+    """`timebank admin create-operator` creates once, then says it exists; exit 0 both."""
+    uri = await create_database()
+    arguments = ("admin", "create-operator", "--email", "op@example.org", "--password", "x" * 12)
+    code, out, _ = await run_cli(*arguments, database_url=uri, data_dir=tmp_path)
+    assert (code, out.strip()) == (0, "operator op@example.org created")
+    code, out, _ = await run_cli(*arguments, database_url=uri, data_dir=tmp_path)
+    assert (code, out.strip()) == (0, "operator op@example.org already exists")
+    code, _, err = await run_cli(
+        "admin",
+        "create-operator",
+        "--email",
+        "weak@example.org",
+        "--password",
+        "short",
+        database_url=uri,
+        data_dir=tmp_path,
+    )
+    assert code == 1
+    assert err.strip().startswith("timebank: error: a password has")
+
+
 async def test_unreachable_database_is_a_one_line_error() -> None:
     """A database that cannot be reached gives one clear line and exit code 1."""
     code, _out, err = await run_cli(

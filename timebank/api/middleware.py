@@ -12,8 +12,8 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from timebank.api.problems import ledger_problem, problem
-from timebank.ledger.errors import LedgerError
+from timebank.api.problems import error_problem, problem
+from timebank.errors import TimebankError
 
 logger = structlog.get_logger("timebank.http")
 
@@ -57,8 +57,8 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
 async def _answer(request: web.Request, handler: Handler, request_id: str) -> web.StreamResponse:
     try:
         return await handler(request)
-    except LedgerError as error:
-        return ledger_problem(error, request_id=request_id)
+    except TimebankError as error:
+        return error_problem(error, request_id=request_id)
     except web.HTTPRequestEntityTooLarge as error:
         return problem(
             "payload_too_large",

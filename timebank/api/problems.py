@@ -10,7 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
-from timebank.ledger.errors import ERRORS_BY_CODE, DatabaseUnavailable, LedgerError
+from timebank.errors import TimebankError
+from timebank.ledger.errors import ERRORS_BY_CODE, DatabaseUnavailable
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://timebank.example/problems/"
@@ -107,8 +108,8 @@ def problem(
     )
 
 
-def ledger_problem(error: LedgerError, *, request_id: str | None) -> web.Response:
-    """A ledger error as a problem document; its context becomes extension members."""
+def error_problem(error: TimebankError, *, request_id: str | None) -> web.Response:
+    """A named error as a problem document; its context becomes extension members."""
     return problem(
         error.code,
         error.title,

@@ -31,3 +31,10 @@ class WeakPassword(AuthError):
 
     code = "validation_error"
     title = "The password is not acceptable"
+
+
+class RateLimited(AuthError):
+    """Too many failed attempts for this account or address; wait and retry."""
+
+    code = "rate_limited"
+    title = "Too many attempts; retry later"

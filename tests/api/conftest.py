@@ -1,0 +1,29 @@
+"""The real application on the session's database, served to an aiohttp client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from timebank.app import create_app
+from timebank.settings import Settings
+
+ApiClient = TestClient[web.Request, web.Application]
+
+
+@pytest.fixture
+def api_settings(settings: Settings, tmp_path: Path) -> Settings:
+    """The session database; keys in a fresh data directory; a low login throttle."""
+    return settings.model_copy(
+        update={"data_dir": tmp_path, "login_failures_max": 3, "login_failures_per_address_max": 50}
+    )
+
+
+@pytest.fixture
+async def api(api_settings: Settings) -> AsyncIterator[ApiClient]:
+    async with TestClient(TestServer(create_app(api_settings))) as client:
+        yield client

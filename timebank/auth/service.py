@@ -1,0 +1,141 @@
+"""People, logins and sessions: password logins throttled per account and per
+address (the answer never says whether an email exists), short-lived access
+tokens (signed JWTs) and refresh tokens that rotate on every use, a reused one
+revoking its whole family."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+
+from timebank.auth import queries
+from timebank.auth.errors import RateLimited, Unauthenticated
+from timebank.auth.passwords import hash_password, spend_verification_time, verify_password
+from timebank.auth.signing_keys import KeyRing
+from timebank.settings import Settings
+
+REFRESH_TOKEN_BYTES = 32
+INVALID_LOGIN = "the email or the password is not right"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPair:
+    access_token: str
+    expires_in_s: int
+    refresh_token: str
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def _account_key(email: str) -> str:
+    return "email:" + email.strip().lower()
+
+
+def _address_key(address: str) -> str:
+    return "address:" + address
+
+
+class IdentityService:
+    def __init__(self, pool: asyncpg.Pool, settings: Settings, keys: KeyRing) -> None:
+        self._pool = pool
+        self._settings = settings
+        self._keys = keys
+
+    async def create_operator(self, email: str, password: str, display_name: str) -> bool:
+        """Creates a platform operator; False (and nothing changed) if the email exists."""
+        password_hash = hash_password(password)
+        person_id = await self._pool.fetchval(
+            queries.INSERT_OPERATOR, email, display_name, password_hash
+        )
+        return person_id is not None
+
+    async def login(self, email: str, password: str, address: str) -> TokenPair:
+        """Tokens for a right email and password; the same refusal for any wrong one,
+        after the same time; RateLimited after too many failures."""
+        settings = self._settings
+        failures = await self._pool.fetchrow(
+            queries.SELECT_FAILURES,
+            _account_key(email),
+            _address_key(address),
+            settings.login_window_s,
+        )
+        assert failures is not None
+        if (
+            failures["account_failures"] >= settings.login_failures_max
+            or failures["address_failures"] >= settings.login_failures_per_address_max
+        ):
+            raise RateLimited(retry_after_s=settings.login_window_s)
+        person = await self._pool.fetchrow(queries.SELECT_PERSON_BY_EMAIL, email.strip())
+        if person is None or person["password_hash"] is None:
+            spend_verification_time(password)
+            await self._record_failure(email, address)
+            raise Unauthenticated(INVALID_LOGIN)
+        if not verify_password(password, person["password_hash"]):
+            await self._record_failure(email, address)
+            raise Unauthenticated(INVALID_LOGIN)
+        await self._pool.execute(queries.CLEAR_FAILURES, _account_key(email))
+        return await self._issue(person["id"], person["is_operator"], family_id=uuid.uuid4())
+
+    async def _record_failure(self, email: str, address: str) -> None:
+        async with self._pool.acquire() as connection, connection.transaction():
+            for key in (_account_key(email), _address_key(address)):
+                await connection.fetchval(
+                    queries.RECORD_FAILURE, key, self._settings.login_window_s
+                )
+
+    async def refresh(self, refresh_token: str) -> TokenPair:
+        """New tokens for a refresh token used for the first time. A token used a
+        second time was stolen or leaked: its whole family is revoked."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            row = await connection.fetchrow(queries.SELECT_REFRESH_TOKEN, _digest(refresh_token))
+            if row is None or row["revoked_at"] is not None or row["expired"]:
+                raise Unauthenticated("the refresh token is not valid")
+            if row["used_at"] is not None:
+                await connection.execute(queries.REVOKE_FAMILY, row["family_id"])
+                reuse = True
+            else:
+                await connection.execute(queries.MARK_REFRESH_TOKEN_USED, row["id"])
+                reuse = False
+        if reuse:
+            raise Unauthenticated("the refresh token was already used; the session is revoked")
+        return await self._issue(row["person_id"], row["is_operator"], family_id=row["family_id"])
+
+    async def logout(self, refresh_token: str) -> None:
+        """Revokes the session the refresh token belongs to (unknown tokens: nothing)."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            family_id = await connection.fetchval(queries.SELECT_FAMILY_OF, _digest(refresh_token))
+            if family_id is not None:
+                await connection.execute(queries.REVOKE_FAMILY, family_id)
+
+    async def _issue(
+        self, person_id: uuid.UUID, is_operator: bool, *, family_id: uuid.UUID
+    ) -> TokenPair:
+        settings = self._settings
+        now = int(time.time())
+        access_token = self._keys.sign(
+            {
+                "sub": str(person_id),
+                "iss": settings.token_issuer,
+                "aud": settings.token_audience,
+                "iat": now,
+                "exp": now + settings.access_token_ttl_s,
+                "jti": uuid.uuid4().hex,
+                "operator": is_operator,
+            }
+        )
+        refresh_token = secrets.token_urlsafe(REFRESH_TOKEN_BYTES)
+        await self._pool.execute(
+            queries.INSERT_REFRESH_TOKEN,
+            family_id,
+            person_id,
+            _digest(refresh_token),
+            settings.refresh_token_ttl_s,
+        )
+        return TokenPair(access_token, settings.access_token_ttl_s, refresh_token)
