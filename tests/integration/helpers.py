@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import uuid
 
-from timebank.ledger.models import Account, Posting, TransactionKind, TransactionRequest
+import asyncpg
+
+from timebank.database import create_pool
+from timebank.ledger.models import (
+    Account,
+    PartyKind,
+    Posting,
+    TransactionKind,
+    TransactionRequest,
+    UnitKind,
+)
+from timebank.ledger.store import LedgerStore
+from timebank.migrations import apply_migrations
+from timebank.settings import Settings
 
 
 def transfer(
@@ -45,3 +58,28 @@ def postings(
         postings=tuple(Posting(account.id, amount) for account, amount in legs),
         unit_code=unit_code,
     )
+
+
+async def sound_ledger(uri: str) -> tuple[asyncpg.Pool, list[uuid.UUID], uuid.UUID]:
+    """A migrated database with a community, two accounts and one transfer."""
+    settings = Settings(database_url=uri, database_pool_min_size=1, database_pool_max_size=2)
+    pool = await create_pool(uri, settings)
+    async with pool.acquire() as connection:
+        await apply_migrations(connection)
+    store = LedgerStore(pool, settings)
+    community = await store.create_community("invariants", "Invariants")
+    unit = await store.create_unit(
+        community.id,
+        code="H",
+        name="Hours",
+        kind=UnitKind.TIME,
+        decimals=0,
+        default_min_balance=-600,
+        default_max_balance=600,
+    )
+    accounts = []
+    for name in ("a", "b"):
+        party = await store.create_party(community.id, PartyKind.MEMBER, name)
+        accounts.append(await store.open_account(community.id, owner_id=party.id, unit_id=unit.id))
+    await store.post(transfer(community.id, accounts[0], accounts[1], 30))
+    return pool, [account.id for account in accounts], community.id

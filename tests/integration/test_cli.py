@@ -7,17 +7,14 @@ import os
 import signal
 import socket
 import sys
-import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
 import asyncpg
 
+from tests.integration.helpers import sound_ledger
 from timebank.database import database_uri
-from timebank.ledger.models import PartyKind, TransactionRequest, UnitKind
-from timebank.ledger.store import LedgerStore
-from timebank.migrations import apply_migrations
 from timebank.settings import Settings
 
 STARTUP_TIMEOUT_S = 30.0
@@ -69,50 +66,20 @@ async def test_check_passes_on_a_sound_ledger_and_names_a_broken_invariant(
 ) -> None:
     """`timebank check` exits 0 when every invariant holds, and 1 naming each broken one."""
     uri = await create_database()
-    pool = await asyncpg.create_pool(uri, min_size=1, max_size=2)
-    assert pool is not None
+    pool, (_, second_account), _ = await sound_ledger(uri)
     try:
-        async with pool.acquire() as connection:
-            await apply_migrations(connection)
-        store = LedgerStore(pool, Settings(database_url=uri))
-        community = await store.create_community("check", "Check")
-        unit = await store.create_unit(
-            community.id,
-            code="H",
-            name="Hours",
-            kind=UnitKind.TIME,
-            decimals=0,
-            default_min_balance=-600,
-            default_max_balance=600,
-        )
-        accounts = []
-        for name in ("a", "b"):
-            party = await store.create_party(community.id, PartyKind.MEMBER, name)
-            accounts.append(
-                await store.open_account(community.id, owner_id=party.id, unit_id=unit.id)
-            )
-        await store.post(
-            TransactionRequest.transfer(
-                id=uuid.uuid4(),
-                community_id=community.id,
-                unit_code="H",
-                from_account=accounts[0].id,
-                to_account=accounts[1].id,
-                amount=30,
-            )
-        )
         code, out, _ = await run_cli("check", database_url=uri)
         assert (code, out.strip()) == (0, "ledger invariants hold")
 
         # Someone edits a balance behind the ledger's back.
         await pool.execute(
-            "UPDATE accounts SET balance = balance + 7 WHERE id = $1", accounts[1].id
+            "UPDATE accounts SET balance = balance + 7 WHERE id = $1", second_account
         )
         code, out, _ = await run_cli("check", database_url=uri)
         assert code == 1
         assert "invariant broken: balances_sum_to_zero_per_unit" in out
         assert "invariant broken: balance_equals_sum_of_postings" in out
-        assert str(accounts[1].id) in out
+        assert str(second_account) in out
     finally:
         await pool.close()
 
