@@ -12,7 +12,7 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
-from timebank.api import auth, health
+from timebank.api import auth, health, me
 from timebank.api.middleware import request_context
 from timebank.auth.service import IdentityService
 from timebank.auth.signing_keys import KeyRing
@@ -57,6 +57,7 @@ def create_app(settings: Settings, *, prepare: Preparation | None = None) -> web
     app[SETTINGS] = settings
     app.add_routes(health.routes)
     app.add_routes(auth.routes)
+    app.add_routes(me.routes)
 
     async def database_context(app: web.Application) -> AsyncIterator[None]:
         async with database_uri(settings) as uri:

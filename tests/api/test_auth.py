@@ -160,3 +160,43 @@ async def test_signing_keys_are_private_files_in_the_data_directory(
     ring = KeyRing.load_or_create(directory)
     jwks = await (await api.get("/.well-known/jwks.json")).json()
     assert [key["kid"] for key in jwks["keys"]] == [ring.signing_key.key_id]
+
+
+async def test_me_answers_the_person_behind_a_bearer_token(api: ApiClient) -> None:
+    """GET /v1/me with a valid access token names the person and their memberships."""
+    email = await new_operator(api)
+    tokens = await (await login(api, email)).json()
+    response = await api.get(
+        "/v1/me", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+    )
+    assert response.status == 200
+    body = await response.json()
+    assert (body["email"], body["is_operator"], body["memberships"]) == (email, True, [])
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "Basic dXNlcjpwYXNz", "Bearer not-a-token", "Bearer "],
+    ids=["missing", "basic", "garbage", "empty"],
+)
+async def test_me_without_a_valid_token_is_unauthenticated(
+    api: ApiClient, authorization: str | None
+) -> None:
+    """No token, another scheme or a bad token: 401 unauthenticated with a Bearer
+    challenge (RFC 6750)."""
+    headers = {"Authorization": authorization} if authorization is not None else {}
+    response = await api.get("/v1/me", headers=headers)
+    assert response.status == 401
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert (await response.json(content_type=None))["code"] == "unauthenticated"
+
+
+async def test_an_expired_access_token_is_refused(api: ApiClient, api_settings: Settings) -> None:
+    """A token past its expiry (beyond the allowed clock skew) no longer opens /v1/me."""
+    email = await new_operator(api)
+    tokens = await (await login(api, email)).json()
+    claims = jwt.decode(tokens["access_token"], options={"verify_signature": False})
+    ring = KeyRing.load_or_create(signing_keys_directory(api_settings))
+    expired = ring.sign({**claims, "iat": claims["iat"] - 7200, "exp": claims["iat"] - 3600})
+    response = await api.get("/v1/me", headers={"Authorization": f"Bearer {expired}"})
+    assert response.status == 401

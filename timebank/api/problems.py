@@ -100,6 +100,8 @@ def problem(
     response_headers = dict(headers or {})
     if status is HTTPStatus.SERVICE_UNAVAILABLE:
         response_headers.setdefault("Retry-After", str(RETRY_AFTER_S))
+    if status is HTTPStatus.UNAUTHORIZED:
+        response_headers.setdefault("WWW-Authenticate", 'Bearer realm="timebank"')
     return web.Response(
         status=int(status),
         text=json.dumps(body, default=str),

@@ -45,3 +45,10 @@ REVOKE_FAMILY = """
 UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL
 """
 SELECT_FAMILY_OF = "SELECT family_id FROM refresh_tokens WHERE token_hash = $1"
+SELECT_PERSON = "SELECT id, email, display_name, is_operator FROM people WHERE id = $1"
+SELECT_MEMBERSHIPS_OF = """
+SELECT c.id AS community_id, c.slug, c.name, m.role, m.party_id
+  FROM memberships m JOIN communities c ON c.id = m.community_id
+ WHERE m.person_id = $1
+ ORDER BY c.slug
+"""

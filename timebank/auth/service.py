@@ -24,6 +24,32 @@ INVALID_LOGIN = "the email or the password is not right"
 
 
 @dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a request comes from, as its access token says."""
+
+    person_id: uuid.UUID
+    is_operator: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    community_id: uuid.UUID
+    slug: str
+    name: str
+    role: str
+    party_id: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    id: uuid.UUID
+    email: str
+    display_name: str
+    is_operator: bool
+    memberships: tuple[Membership, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class TokenPair:
     access_token: str
     expires_in_s: int
@@ -47,6 +73,31 @@ class IdentityService:
         self._pool = pool
         self._settings = settings
         self._keys = keys
+
+    def principal(self, access_token: str) -> Principal:
+        """The principal of a valid access token; Unauthenticated otherwise."""
+        claims = self._keys.verify(
+            access_token, audience=self._settings.token_audience, issuer=self._settings.token_issuer
+        )
+        try:
+            person_id = uuid.UUID(claims["sub"])
+        except (ValueError, TypeError) as error:
+            raise Unauthenticated("the token names no person") from error
+        return Principal(person_id, bool(claims.get("operator", False)))
+
+    async def person(self, person_id: uuid.UUID) -> Person:
+        """A person with their memberships; Unauthenticated if they no longer exist."""
+        row = await self._pool.fetchrow(queries.SELECT_PERSON, person_id)
+        if row is None:
+            raise Unauthenticated("the token's person no longer exists")
+        memberships = await self._pool.fetch(queries.SELECT_MEMBERSHIPS_OF, person_id)
+        return Person(
+            id=row["id"],
+            email=row["email"],
+            display_name=row["display_name"],
+            is_operator=row["is_operator"],
+            memberships=tuple(Membership(**dict(membership)) for membership in memberships),
+        )
 
     async def create_operator(self, email: str, password: str, display_name: str) -> bool:
         """Creates a platform operator; False (and nothing changed) if the email exists."""

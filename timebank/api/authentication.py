@@ -1,0 +1,23 @@
+"""Who is asking: the Bearer access token of a request (RFC 6750)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from timebank.api.middleware import PRINCIPAL
+from timebank.auth.errors import Unauthenticated
+from timebank.auth.service import Principal
+from timebank.keys import IDENTITIES
+
+BEARER_PREFIX = "bearer "
+
+
+def authenticate(request: web.Request) -> Principal:
+    """The request's principal; Unauthenticated (401) without a valid Bearer token.
+    The access log names the principal from here on."""
+    header = request.headers.get("Authorization", "")
+    if not header.lower().startswith(BEARER_PREFIX):
+        raise Unauthenticated("send an access token: Authorization: Bearer <token>")
+    principal = request.app[IDENTITIES].principal(header[len(BEARER_PREFIX) :].strip())
+    request[PRINCIPAL] = f"person:{principal.person_id}"
+    return principal
