@@ -41,6 +41,9 @@ async def expire_pending_forever(store: LedgerStore, interval_s: float) -> None:
                 pass
         except DatabaseUnavailable as error:
             logger.warning("expiry_sweep_failed", error=str(error))
+        except Exception:
+            # A bug must not stop the sweeper for good: log it and try again later.
+            logger.exception("expiry_sweep_crashed")
         await asyncio.sleep(interval_s)
 
 

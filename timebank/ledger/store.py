@@ -66,11 +66,17 @@ RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 RETRY_ATTEMPTS_MAX = 5
 RETRY_BACKOFF_S = 0.005
 SEQ_AFTER_LAST = 2**63 - 1
+# The server is unreachable or going away (shutdown, restart, crash recovery): the
+# request wrote nothing and may be retried with the same transaction id.
+CONNECTION_SQLSTATE_CLASS = "08"
+SERVER_GOING_AWAY_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
 
 
 def _translate(error: asyncpg.PostgresError) -> LedgerError | None:
     """The named ledger error behind a database error, or None if it is a bug."""
-    sqlstate = getattr(error, "sqlstate", None)
+    sqlstate = getattr(error, "sqlstate", None) or ""
+    if sqlstate.startswith(CONNECTION_SQLSTATE_CLASS) or sqlstate in SERVER_GOING_AWAY_SQLSTATES:
+        return DatabaseUnavailable(f"the database is unavailable: {error}")
     if sqlstate == LEDGER_ERROR_SQLSTATE:
         detail = getattr(error, "detail", None)
         context: dict[str, Any] = json.loads(detail) if detail else {}
