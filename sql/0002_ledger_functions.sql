@@ -228,28 +228,30 @@ BEGIN
                 END);
         END IF;
 
-        -- Posted legs: journal rows with the balance each leaves, then balances.
-        INSERT INTO postings (community_id, account_id, account_seq, transaction_id, amount,
-                              balance_after, posted_at)
-        SELECT p_community, l.account_id,
-               a.posting_count + row_number() OVER w,
-               p_ids[l.tx], l.amount,
-               (a.balance + sum(l.amount) OVER w)::bigint,
-               v_at
-          FROM unnest(p_leg_tx, p_leg_accounts, p_leg_amounts)
-               WITH ORDINALITY AS l(tx, account_id, amount, ord)
-          JOIN unnest(v_account_ids, v_balances, v_posting_counts)
-               AS a(id, balance, posting_count) ON a.id = l.account_id
-         WHERE v_is_new[l.tx] AND NOT p_pending[l.tx]
-        WINDOW w AS (PARTITION BY l.account_id ORDER BY l.ord);
-
+        -- Posted legs: journal rows with the balance each leaves; then each account
+        -- takes the balance and sequence of its last new posting (it is locked).
+        WITH posted AS (
+            INSERT INTO postings (community_id, account_id, account_seq, transaction_id, amount,
+                                  balance_after, posted_at)
+            SELECT p_community, l.account_id,
+                   a.posting_count + row_number() OVER w,
+                   p_ids[l.tx], l.amount,
+                   (a.balance + sum(l.amount) OVER w)::bigint,
+                   v_at
+              FROM unnest(p_leg_tx, p_leg_accounts, p_leg_amounts)
+                   WITH ORDINALITY AS l(tx, account_id, amount, ord)
+              JOIN unnest(v_account_ids, v_balances, v_posting_counts)
+                   AS a(id, balance, posting_count) ON a.id = l.account_id
+             WHERE v_is_new[l.tx] AND NOT p_pending[l.tx]
+            WINDOW w AS (PARTITION BY l.account_id ORDER BY l.ord)
+            RETURNING account_id, account_seq, balance_after
+        )
         UPDATE accounts a
-           SET balance = a.balance + d.delta, posting_count = a.posting_count + d.legs
-          FROM (SELECT l.account_id, sum(l.amount)::bigint AS delta, count(*) AS legs
-                  FROM unnest(p_leg_tx, p_leg_accounts, p_leg_amounts) AS l(tx, account_id, amount)
-                 WHERE v_is_new[l.tx] AND NOT p_pending[l.tx]
-                 GROUP BY l.account_id) d
-         WHERE a.community_id = p_community AND a.id = d.account_id;
+           SET balance = last.balance_after, posting_count = last.account_seq
+          FROM (SELECT DISTINCT ON (p.account_id) p.account_id, p.account_seq, p.balance_after
+                  FROM posted p
+                 ORDER BY p.account_id, p.account_seq DESC) last
+         WHERE a.community_id = p_community AND a.id = last.account_id;
 
         -- Pending legs are held against limits until resolved.
         IF true = ANY (p_pending) THEN
