@@ -258,8 +258,10 @@ class LedgerStore:
     async def _post_gathered(
         self, requests: Sequence[TransactionRequest]
     ) -> list[TransactionResult | LedgerError]:
+        # Each was validated by post(); the coalescer makes a valid batch of them
+        # (one community, distinct ids, at most coalesce_batch_size_max).
         if len(requests) > 1:
-            return await self.post_independent(requests)
+            return await self._post_each(requests)
         try:
             return [await self._post_one(requests[0])]
         except LedgerError as error:
@@ -302,6 +304,12 @@ class LedgerStore:
     ) -> list[TransactionResult | LedgerError]:
         """Writes each transaction on its own; one result or named error per item."""
         validate_batch(requests, expiry_max_s=self._settings.pending_expiry_max_s)
+        return await self._post_each(requests)
+
+    async def _post_each(
+        self, requests: Sequence[TransactionRequest]
+    ) -> list[TransactionResult | LedgerError]:
+        """post_independent for requests already validated (each, and as a batch)."""
         rows = await self._fetch(queries.POST_EACH, *self._arrays(requests))
         rows.sort(key=lambda row: row["tx_index"])
         assert len(rows) == len(requests), "every transaction of the batch has a result"
