@@ -16,11 +16,10 @@ from timebank.api import auth, health, me
 from timebank.api.middleware import request_context
 from timebank.auth.service import IdentityService
 from timebank.auth.signing_keys import KeyRing
-from timebank.database import create_pool, database_uri
 from timebank.keys import DATABASE_POOL, IDENTITIES, LEDGER, SETTINGS, SIGNING_KEYS
 from timebank.ledger.errors import DatabaseUnavailable
 from timebank.ledger.store import LedgerStore
-from timebank.migrations import apply_migrations
+from timebank.migrations import migrated_database
 from timebank.settings import Settings
 
 logger = structlog.get_logger(__name__)
@@ -63,31 +62,23 @@ def create_app(settings: Settings, *, prepare: Preparation | None = None) -> web
     app.add_routes(me.routes)
 
     async def database_context(app: web.Application) -> AsyncIterator[None]:
-        async with database_uri(settings) as uri:
-            pool = await create_pool(uri, settings)
-            try:
-                async with pool.acquire() as connection:
-                    await apply_migrations(connection)
-                store = LedgerStore(pool, settings)
-                keys = await asyncio.to_thread(
-                    KeyRing.load_or_create, signing_keys_directory(settings)
-                )
-                app[DATABASE_POOL] = pool
-                app[LEDGER] = store
-                app[SIGNING_KEYS] = keys
-                app[IDENTITIES] = IdentityService(pool, settings, keys)
-                if prepare is not None:
-                    await prepare(store)
-                sweeper = asyncio.create_task(
-                    expire_pending_forever(store, settings.expiry_sweep_interval_s)
-                )
-                yield
-                sweeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sweeper
-                await store.drain()
-            finally:
-                await pool.close()
+        async with migrated_database(settings) as (pool, _):
+            store = LedgerStore(pool, settings)
+            keys = await asyncio.to_thread(KeyRing.load_or_create, signing_keys_directory(settings))
+            app[DATABASE_POOL] = pool
+            app[LEDGER] = store
+            app[SIGNING_KEYS] = keys
+            app[IDENTITIES] = IdentityService(pool, settings, keys)
+            if prepare is not None:
+                await prepare(store)
+            sweeper = asyncio.create_task(
+                expire_pending_forever(store, settings.expiry_sweep_interval_s)
+            )
+            yield
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+            await store.drain()
 
     app.cleanup_ctx.append(database_context)
     return app

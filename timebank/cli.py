@@ -12,12 +12,12 @@ from pydantic import ValidationError as SettingsValidationError
 from timebank.app import serve, signing_keys_directory
 from timebank.auth.service import IdentityService
 from timebank.auth.signing_keys import KeyRing
-from timebank.database import DatabaseError, create_pool, database_uri
+from timebank.database import DatabaseError
 from timebank.demo import create_demo_community
 from timebank.errors import TimebankError
 from timebank.ledger.invariants import check_invariants
 from timebank.logging import configure_logging
-from timebank.migrations import MigrationError, apply_migrations
+from timebank.migrations import MigrationError, migrated_database
 from timebank.settings import Settings
 
 EXIT_OK = 0
@@ -53,43 +53,24 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _migrate(settings: Settings) -> int:
-    async with database_uri(settings) as uri:
-        pool = await create_pool(uri, settings)
-        try:
-            async with pool.acquire() as connection:
-                applied = await apply_migrations(connection)
-        finally:
-            await pool.close()
+    async with migrated_database(settings) as (_, applied):
+        pass
     names = ", ".join(f"{m.version:04d}_{m.name}" for m in applied) or "none (up to date)"
     print(f"migrations applied: {names}")
     return EXIT_OK
 
 
 async def _create_operator(settings: Settings, email: str, password: str, name: str) -> int:
-    async with database_uri(settings) as uri:
-        pool = await create_pool(uri, settings)
-        try:
-            async with pool.acquire() as connection:
-                await apply_migrations(connection)
-            keys = KeyRing.load_or_create(signing_keys_directory(settings))
-            created = await IdentityService(pool, settings, keys).create_operator(
-                email, password, name
-            )
-        finally:
-            await pool.close()
+    async with migrated_database(settings) as (pool, _):
+        keys = KeyRing.load_or_create(signing_keys_directory(settings))
+        created = await IdentityService(pool, settings, keys).create_operator(email, password, name)
     print(f"operator {email} " + ("created" if created else "already exists"))
     return EXIT_OK
 
 
 async def _check(settings: Settings) -> int:
-    async with database_uri(settings) as uri:
-        pool = await create_pool(uri, settings)
-        try:
-            async with pool.acquire() as connection:
-                await apply_migrations(connection)
-                violations = await check_invariants(connection)
-        finally:
-            await pool.close()
+    async with migrated_database(settings) as (pool, _), pool.acquire() as connection:
+        violations = await check_invariants(connection)
     if not violations:
         print("ledger invariants hold")
         return EXIT_OK

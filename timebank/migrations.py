@@ -4,15 +4,19 @@ processes starting at once apply each migration exactly once."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+import asyncpg
 import structlog
 
-from timebank.database import DatabaseConnection
+from timebank.database import DatabaseConnection, create_pool, database_uri
+from timebank.settings import Settings
 
 logger = structlog.get_logger(__name__)
 
@@ -102,3 +106,19 @@ async def apply_migrations(
     finally:
         await connection.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
     return applied_now
+
+
+@contextlib.asynccontextmanager
+async def migrated_database(
+    settings: Settings,
+) -> AsyncIterator[tuple[asyncpg.Pool, list[Migration]]]:
+    """A pool on the configured (or embedded) database, migrated, with the migrations
+    this call applied; the pool (and an embedded server) close on exit."""
+    async with database_uri(settings) as uri:
+        pool = await create_pool(uri, settings)
+        try:
+            async with pool.acquire() as connection:
+                applied = await apply_migrations(connection)
+            yield pool, applied
+        finally:
+            await pool.close()
