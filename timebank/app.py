@@ -12,15 +12,36 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
-from timebank.api import auth, health, me
+from timebank.api import (  # noqa: F401 (each module declares its operations on the contract)
+    accounts,
+    audit,
+    auth,
+    communities,
+    health,
+    me,
+    transactions,
+    webhooks,
+)
+from timebank.api.docs import publish
 from timebank.api.middleware import request_context
+from timebank.api.registry import api
+from timebank.auth.directory import Directory
 from timebank.auth.service import IdentityService
 from timebank.auth.signing_keys import KeyRing
-from timebank.keys import DATABASE_POOL, IDENTITIES, LEDGER, SETTINGS, SIGNING_KEYS
+from timebank.keys import (
+    DATABASE_POOL,
+    DIRECTORY,
+    IDENTITIES,
+    LEDGER,
+    SETTINGS,
+    SIGNING_KEYS,
+    WEBHOOKS,
+)
 from timebank.ledger.errors import DatabaseUnavailable
 from timebank.ledger.store import LedgerStore
 from timebank.migrations import migrated_database
 from timebank.settings import Settings
+from timebank.webhooks.subscriptions import Subscriptions
 
 logger = structlog.get_logger(__name__)
 
@@ -57,9 +78,10 @@ def create_app(settings: Settings, *, prepare: Preparation | None = None) -> web
         client_max_size=REQUEST_BODY_SIZE_MAX_BYTES, middlewares=[request_context]
     )
     app[SETTINGS] = settings
-    app.add_routes(health.routes)
-    app.add_routes(auth.routes)
-    app.add_routes(me.routes)
+    app.add_routes(api.routes())
+    # The old readiness path, kept for the CLI's and Docker's health checks.
+    app.router.add_get("/health", health.ready)
+    publish(app, api)
 
     async def database_context(app: web.Application) -> AsyncIterator[None]:
         async with migrated_database(settings) as (pool, _):
@@ -69,6 +91,8 @@ def create_app(settings: Settings, *, prepare: Preparation | None = None) -> web
             app[LEDGER] = store
             app[SIGNING_KEYS] = keys
             app[IDENTITIES] = IdentityService(pool, settings, keys)
+            app[DIRECTORY] = Directory(pool)
+            app[WEBHOOKS] = Subscriptions(pool)
             if prepare is not None:
                 await prepare(store)
             sweeper = asyncio.create_task(

@@ -31,3 +31,10 @@ class TimebankError(Exception):
 
     def __hash__(self) -> int:
         return hash((self.code, tuple(sorted(map(str, self.context.items())))))
+
+
+class NotFound(TimebankError):
+    """Nothing at this path, or nothing the caller may know of."""
+
+    code = "not_found"
+    title = "Not found"

@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncpg
 from aiohttp import web
 
+from timebank.auth.directory import Directory
 from timebank.auth.service import IdentityService
 from timebank.auth.signing_keys import KeyRing
 from timebank.ledger.store import LedgerStore
 from timebank.settings import Settings
+from timebank.webhooks.subscriptions import Subscriptions
 
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE_POOL = web.AppKey("database_pool", asyncpg.Pool)
 LEDGER = web.AppKey("ledger", LedgerStore)
 SIGNING_KEYS = web.AppKey("signing_keys", KeyRing)
 IDENTITIES = web.AppKey("identities", IdentityService)
+DIRECTORY = web.AppKey("directory", Directory)
+WEBHOOKS = web.AppKey("webhooks", Subscriptions)

@@ -9,6 +9,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from tests.api.world import World, build_world
 from timebank.app import create_app
 from timebank.settings import Settings
 
@@ -27,3 +28,9 @@ def api_settings(settings: Settings, tmp_path: Path) -> Settings:
 async def api(api_settings: Settings) -> AsyncIterator[ApiClient]:
     async with TestClient(TestServer(create_app(api_settings))) as client:
         yield client
+
+
+@pytest.fixture
+async def world(api: ApiClient) -> World:
+    """A community set up through the API, with a person per role."""
+    return await build_world(api)

@@ -1,4 +1,4 @@
-"""Liveness and readiness. The API proper (issue 3) lives beside this module."""
+"""Liveness and readiness, for orchestrators and load balancers."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ import asyncio
 import asyncpg
 from aiohttp import web
 
+from timebank.api.contract import respond
+from timebank.api.registry import api
+from timebank.api.schemas import Health
 from timebank.keys import DATABASE_POOL
 
-routes = web.RouteTableDef()
+TAG = "Health"
 
 READINESS_TIMEOUT_S = 2.0
 
@@ -22,20 +25,26 @@ async def database_reachable(pool: asyncpg.Pool) -> bool:
         return False
 
 
-@routes.get("/health/live")
+@api.operation(
+    "GET", "/health/live", tag=TAG, summary="Alive", responses={200: Health}, public=True
+)
 async def live(request: web.Request) -> web.Response:
     """The process answers: it is alive, whatever the database does."""
-    return web.json_response({"status": "ok"})
+    return respond(Health(status="ok"))
 
 
-@routes.get("/health")
-@routes.get("/health/ready")
+@api.operation(
+    "GET",
+    "/health/ready",
+    tag=TAG,
+    summary="Ready to serve",
+    responses={200: Health, 503: Health},
+    public=True,
+)
 async def ready(request: web.Request) -> web.Response:
-    """Ready to serve: the database answers. 503 (retryable) otherwise."""
+    """Ready: the database answers. 503 (retry after Retry-After) while it does not."""
     if await database_reachable(request.app[DATABASE_POOL]):
-        return web.json_response({"status": "ok", "database": "ok"})
-    return web.json_response(
-        {"status": "unavailable", "database": "unreachable"},
-        status=503,
-        headers={"Retry-After": "1"},
+        return respond(Health(status="ok", database="ok"))
+    return respond(
+        Health(status="unavailable", database="unreachable"), 503, **{"Retry-After": "1"}
     )

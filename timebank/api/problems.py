@@ -121,6 +121,31 @@ def error_problem(error: TimebankError, *, request_id: str | None) -> web.Respon
     )
 
 
+EDGE_MEANINGS = {
+    "not_found": "nothing at this path, or nothing you may know of",
+    "method_not_allowed": "the path does not take this method",
+    "unauthenticated": "no valid access token (or wrong credentials at the token endpoint)",
+    "forbidden": "your role or scopes in this community do not allow it",
+    "rate_limited": "too many attempts; retry after Retry-After seconds",
+    "payload_too_large": "the body is larger than the service accepts",
+    "unsupported_media_type": "the body must be application/json",
+    "internal_error": "a bug; the request id finds it in the logs",
+}
+
+
+def code_meanings() -> dict[str, str]:
+    """Every stable code and what it means, for the API's documentation."""
+    meanings = {
+        code: (error.__doc__ or error.title).strip().splitlines()[0]
+        for code, error in ERRORS_BY_CODE.items()
+    }
+    meanings[DatabaseUnavailable.code] = (
+        "the database is unreachable: nothing was written; retry after Retry-After seconds"
+    )
+    meanings.update(EDGE_MEANINGS)
+    return meanings
+
+
 def all_codes() -> dict[str, int]:
     """Every stable code the API can answer with, and its status (for the docs)."""
     codes = {code: int(status_for(code)) for code in ERRORS_BY_CODE}

@@ -6,6 +6,7 @@ revoking its whole family."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 import time
 import uuid
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from timebank.auth import queries
+from timebank.auth.access import Scope
 from timebank.auth.errors import RateLimited, Unauthenticated
 from timebank.auth.passwords import hash_password, spend_verification_time, verify_password
 from timebank.auth.signing_keys import KeyRing
@@ -21,14 +23,37 @@ from timebank.settings import Settings
 
 REFRESH_TOKEN_BYTES = 32
 INVALID_LOGIN = "the email or the password is not right"
+INVALID_CLIENT = "the client id or the secret is not right, or the client was revoked"
+
+
+@dataclass(frozen=True, slots=True)
+class ClientGrant:
+    """What an API client's access token carries: its community, the party it acts
+    for, and its scopes."""
+
+    client_id: uuid.UUID
+    community_id: uuid.UUID
+    party_id: uuid.UUID
+    scopes: frozenset[Scope]
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who a request comes from, as its access token says."""
+    """Who a request comes from, as its access token says: a person, or an API
+    client (then `person_id` is None and `client` says what it may do)."""
 
-    person_id: uuid.UUID
+    person_id: uuid.UUID | None
     is_operator: bool
+    client: ClientGrant | None = None
+
+    def __post_init__(self) -> None:
+        assert (self.person_id is None) != (self.client is None), "a person or a client"
+
+    @property
+    def label(self) -> str:
+        if self.client is not None:
+            return f"client:{self.client.client_id}"
+        return f"person:{self.person_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +78,8 @@ class Person:
 class TokenPair:
     access_token: str
     expires_in_s: int
-    refresh_token: str
+    # None for API clients (client_credentials grants no refresh token, RFC 6749 4.4.3).
+    refresh_token: str | None
 
 
 def _digest(token: str) -> bytes:
@@ -80,10 +106,18 @@ class IdentityService:
             access_token, audience=self._settings.token_audience, issuer=self._settings.token_issuer
         )
         try:
-            person_id = uuid.UUID(claims["sub"])
-        except (ValueError, TypeError) as error:
-            raise Unauthenticated("the token names no person") from error
-        return Principal(person_id, bool(claims.get("operator", False)))
+            subject_id = uuid.UUID(claims["sub"])
+            if claims.get("client"):
+                grant = ClientGrant(
+                    client_id=subject_id,
+                    community_id=uuid.UUID(claims["community"]),
+                    party_id=uuid.UUID(claims["party"]),
+                    scopes=frozenset(Scope(scope) for scope in str(claims["scope"]).split()),
+                )
+                return Principal(None, False, grant)
+        except (ValueError, TypeError, KeyError) as error:
+            raise Unauthenticated("the token names no person or client") from error
+        return Principal(subject_id, bool(claims.get("operator", False)))
 
     async def person(self, person_id: uuid.UUID) -> Person:
         """A person with their memberships; Unauthenticated if they no longer exist."""
@@ -140,6 +174,38 @@ class IdentityService:
                 await connection.fetchval(
                     queries.RECORD_FAILURE, key, self._settings.login_window_s
                 )
+
+    async def client_login(self, client_id: str, secret: str) -> TokenPair:
+        """An access token for an API client's id and secret (client_credentials);
+        the same refusal for an unknown client, a wrong secret or a revoked client."""
+        try:
+            client_uuid = uuid.UUID(client_id)
+        except ValueError:
+            raise Unauthenticated(INVALID_CLIENT) from None
+        row = await self._pool.fetchrow(queries.SELECT_CLIENT, client_uuid)
+        if (
+            row is None
+            or row["revoked_at"] is not None
+            or not hmac.compare_digest(row["secret_hash"], _digest(secret))
+        ):
+            raise Unauthenticated(INVALID_CLIENT)
+        now = int(time.time())
+        settings = self._settings
+        access_token = self._keys.sign(
+            {
+                "sub": str(client_uuid),
+                "iss": settings.token_issuer,
+                "aud": settings.token_audience,
+                "iat": now,
+                "exp": now + settings.access_token_ttl_s,
+                "jti": uuid.uuid4().hex,
+                "client": True,
+                "community": str(row["community_id"]),
+                "party": str(row["party_id"]),
+                "scope": " ".join(row["scopes"]),
+            }
+        )
+        return TokenPair(access_token, settings.access_token_ttl_s, None)
 
     async def refresh(self, refresh_token: str) -> TokenPair:
         """New tokens for a refresh token used for the first time. A token used a

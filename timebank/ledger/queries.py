@@ -114,3 +114,59 @@ SELECT a.id, a.community_id, u.code AS unit_code, a.owner_id, a.purpose, a.statu
 """
 
 SELECT_BALANCE_AT = "SELECT ledger_balance_at($1, $2, $3)"
+
+# The accounts of some owners as they stand, with their reservations.
+SELECT_ACCOUNTS_OF_OWNERS = """
+SELECT a.id, a.community_id, u.code AS unit_code, a.owner_id, a.purpose, a.status,
+       a.min_balance, a.max_balance, a.balance, a.posting_count,
+       coalesce(h.pending_debits, 0) AS pending_debits,
+       coalesce(h.pending_credits, 0) AS pending_credits
+  FROM accounts a
+  JOIN units u ON u.community_id = a.community_id AND u.id = a.unit_id
+  LEFT JOIN LATERAL ledger_active_holds(a.community_id, ARRAY[a.id], clock_timestamp()) h ON true
+ WHERE a.community_id = $1 AND a.owner_id = ANY ($2::uuid[])
+ ORDER BY a.owner_id, u.kind DESC, u.code, a.purpose
+"""
+
+# The journal, newest first, after a keyset (created_at, id); every filter optional.
+# A pending transaction past its expiry shows (and filters) as expired.
+SELECT_JOURNAL = """
+SELECT t.id, t.community_id, t.kind, t.memo, t.category, t.reverses_id,
+       t.created_at, t.expires_at, t.leg_accounts, t.leg_amounts,
+       s.state, CASE WHEN s.state = 'expired' THEN coalesce(t.resolved_at, t.expires_at)
+                     ELSE t.resolved_at END AS resolved_at,
+       (SELECT r.id FROM transactions r
+         WHERE r.community_id = t.community_id AND r.reverses_id = t.id) AS reversed_by_id,
+       NULL::bigint[] AS balances_after
+  FROM transactions t
+ CROSS JOIN LATERAL (
+       SELECT CASE WHEN t.state = 'pending' AND t.expires_at <= clock_timestamp()
+                   THEN 'expired' ELSE t.state::text END AS state) s
+ WHERE t.community_id = $1
+   AND ($2::uuid IS NULL OR $2 = ANY (t.leg_accounts))
+   AND ($3::text IS NULL OR t.kind::text = $3)
+   AND ($4::text IS NULL OR s.state = $4)
+   AND ($5::timestamptz IS NULL OR t.created_at >= $5)
+   AND ($6::timestamptz IS NULL OR t.created_at < $6)
+   AND (t.created_at, t.id) < ($7, $8)
+ ORDER BY t.created_at DESC, t.id DESC
+ LIMIT $9
+"""
+
+# Per unit: how many accounts, the sum of their balances (zero in a sound ledger),
+# and the totals on each side.
+SELECT_TRIAL_BALANCE = """
+SELECT u.code, u.kind, count(a.id) AS account_count,
+       coalesce(sum(a.balance), 0)::bigint AS sum_of_balances,
+       coalesce(sum(a.balance) FILTER (WHERE a.balance > 0), 0)::bigint AS total_positive,
+       coalesce(sum(a.balance) FILTER (WHERE a.balance < 0), 0)::bigint AS total_negative,
+       (SELECT count(DISTINCT h.transaction_id) FROM holds h
+          JOIN accounts ha ON ha.community_id = h.community_id AND ha.id = h.account_id
+         WHERE h.community_id = u.community_id AND ha.unit_id = u.id
+           AND h.expires_at > clock_timestamp()) AS pending_transactions
+  FROM units u
+  LEFT JOIN accounts a ON a.community_id = u.community_id AND a.unit_id = u.id
+ WHERE u.community_id = $1
+ GROUP BY u.community_id, u.id, u.code, u.kind
+ ORDER BY u.kind DESC, u.code
+"""

@@ -8,7 +8,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import asyncpg
@@ -66,6 +66,8 @@ RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 RETRY_ATTEMPTS_MAX = 5
 RETRY_BACKOFF_S = 0.005
 SEQ_AFTER_LAST = 2**63 - 1
+# Later than any transaction, for the first page of the journal.
+JOURNAL_AFTER_LAST = datetime(9999, 1, 1, tzinfo=UTC)
 # The server is unreachable or going away (shutdown, restart, crash recovery): the
 # request wrote nothing and may be retried with the same transaction id.
 CONNECTION_SQLSTATE_CLASS = "08"
@@ -90,6 +92,25 @@ def _translate(error: asyncpg.PostgresError) -> LedgerError | None:
     return None
 
 
+async def run_translated(operation: Callable[[], Awaitable[T]]) -> T:
+    """Runs a database operation, retrying serialization failures and deadlocks a
+    few times, and turns database errors into named errors (a bug stays a bug)."""
+    for attempt in range(1, RETRY_ATTEMPTS_MAX + 1):
+        try:
+            return await operation()
+        except asyncpg.PostgresError as error:
+            if error.sqlstate in RETRYABLE_SQLSTATES and attempt < RETRY_ATTEMPTS_MAX:
+                await asyncio.sleep(RETRY_BACKOFF_S * attempt)
+                continue
+            translated = _translate(error)
+            if translated is None:
+                raise
+            raise translated from error
+        except (TimeoutError, OSError, asyncpg.InterfaceError) as error:
+            raise DatabaseUnavailable(str(error) or type(error).__name__) from error
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
 class LedgerStore:
     """Ledger operations on a connection pool."""
 
@@ -107,20 +128,7 @@ class LedgerStore:
         await self._coalescer.drain()
 
     async def _run(self, operation: Callable[[], Awaitable[T]]) -> T:
-        for attempt in range(1, RETRY_ATTEMPTS_MAX + 1):
-            try:
-                return await operation()
-            except asyncpg.PostgresError as error:
-                if error.sqlstate in RETRYABLE_SQLSTATES and attempt < RETRY_ATTEMPTS_MAX:
-                    await asyncio.sleep(RETRY_BACKOFF_S * attempt)
-                    continue
-                translated = _translate(error)
-                if translated is None:
-                    raise
-                raise translated from error
-            except (TimeoutError, OSError, asyncpg.InterfaceError) as error:
-                raise DatabaseUnavailable(str(error) or type(error).__name__) from error
-        raise AssertionError("unreachable: the last attempt returns or raises")
+        return await run_translated(operation)
 
     async def _fetch(self, query: str, *args: object) -> list[asyncpg.Record]:
         return await self._run(lambda: self._pool.fetch(query, *args))
@@ -246,6 +254,44 @@ class LedgerStore:
     ) -> Account:
         await self._execute(queries.SET_STATUS, community_id, account_id, status.value)
         return await self.account(account_id)
+
+    async def update_account(
+        self,
+        community_id: uuid.UUID,
+        account_id: uuid.UUID,
+        *,
+        min_balance: int | None = None,
+        max_balance: int | None = None,
+        status: AccountStatus | None = None,
+    ) -> Account:
+        """Changes limits (a missing one stays) and status together, or nothing."""
+        current = await self.account(account_id)
+        if current.community_id != community_id:
+            raise UnknownAccount(account_id=str(account_id))
+        new_min = current.min_balance if min_balance is None else min_balance
+        new_max = current.max_balance if max_balance is None else max_balance
+        validate_limits(new_min, new_max)
+
+        async def update() -> None:
+            async with self._pool.acquire() as connection, connection.transaction():
+                if min_balance is not None or max_balance is not None:
+                    await connection.execute(
+                        queries.SET_LIMITS, community_id, account_id, new_min, new_max
+                    )
+                if status is not None:
+                    await connection.execute(
+                        queries.SET_STATUS, community_id, account_id, status.value
+                    )
+
+        await self._run(update)
+        return await self.account(account_id)
+
+    async def accounts_of(
+        self, community_id: uuid.UUID, owner_ids: Sequence[uuid.UUID]
+    ) -> list[Account]:
+        """The accounts of these owners, as they stand."""
+        rows = await self._fetch(queries.SELECT_ACCOUNTS_OF_OWNERS, community_id, list(owner_ids))
+        return [_account(row) for row in rows]
 
     # Transactions.
 
@@ -447,6 +493,42 @@ class LedgerStore:
         )
         next_before_seq = lines[-1].account_seq if len(rows) > limit else None
         return StatementPage(account=account, lines=lines, next_before_seq=next_before_seq)
+
+    async def journal(
+        self,
+        community_id: uuid.UUID,
+        *,
+        limit: int,
+        account_id: uuid.UUID | None = None,
+        kind: TransactionKind | None = None,
+        state: TransactionState | None = None,
+        created_from: datetime | None = None,
+        created_before: datetime | None = None,
+        after: tuple[datetime, uuid.UUID] | None = None,
+    ) -> list[Transaction]:
+        """A page of the community's transactions, newest first, after the
+        (created_at, id) of the previous page's last one."""
+        if not 1 <= require_int(limit, "limit") <= STATEMENT_PAGE_SIZE_MAX + 1:
+            raise ValidationError(f"limit must be between 1 and {STATEMENT_PAGE_SIZE_MAX}")
+        after_at, after_id = after if after is not None else (JOURNAL_AFTER_LAST, uuid.UUID(int=0))
+        rows = await self._fetch(
+            queries.SELECT_JOURNAL,
+            community_id,
+            account_id,
+            None if kind is None else kind.value,
+            None if state is None else state.value,
+            created_from,
+            created_before,
+            after_at,
+            after_id,
+            limit,
+        )
+        return [_transaction(row) for row in rows]
+
+    async def trial_balance(self, community_id: uuid.UUID) -> list[asyncpg.Record]:
+        """Per unit: account count, the sum of balances (zero) and each side's total."""
+        # No assertion here: an auditor must see an imbalance, not an error.
+        return await self._fetch(queries.SELECT_TRIAL_BALANCE, community_id)
 
     async def balance_at(
         self, community_id: uuid.UUID, account_id: uuid.UUID, instant: datetime

@@ -1,0 +1,189 @@
+"""Posting, reading, confirming, voiding and reversing transactions over HTTP."""
+
+from __future__ import annotations
+
+import uuid
+
+from tests.api.conftest import ApiClient
+from tests.api.world import HOURS, World, expect, transfer
+
+
+async def test_a_transfer_answers_201_then_200_with_the_same_body_on_retry(
+    api: ApiClient, world: World
+) -> None:
+    """Idempotency by the client's id: same content, same answer, one transaction."""
+    body = transfer(world, world.alice, world.bob, 90, memo="gardening", category="garden")
+    first = await expect(
+        await api.post("/v1/transactions", json=body, headers=world.alice.auth), 201
+    )
+    again = await expect(
+        await api.post("/v1/transactions", json=body, headers=world.alice.auth), 200
+    )
+    assert first == again
+    assert (first["state"], first["kind"], first["memo"]) == ("posted", "exchange", "gardening")
+    assert [p["amount"] for p in first["postings"]] == [-90, 90]
+    other = {**body, "amount": 91}
+    conflict = await expect(
+        await api.post("/v1/transactions", json=other, headers=world.alice.auth), 409
+    )
+    assert conflict["code"] == "transaction_id_conflict"
+    account = await expect(
+        await api.get(f"/v1/accounts/{world.bob.accounts[HOURS]}", headers=world.bob.auth), 200
+    )
+    assert (account["balance"], account["available"], account["unit"]) == (90, 90, HOURS)
+    assert account["owner"]["display_name"] == "Bob"
+
+
+async def test_pending_proposal_is_confirmed_by_the_payer(api: ApiClient, world: World) -> None:
+    """'I helped Alice': Bob proposes, Alice's hours are reserved, Alice confirms."""
+    body = transfer(world, world.alice, world.bob, 120, pending=True)
+    created = await expect(
+        await api.post("/v1/transactions", json=body, headers=world.bob.auth), 201
+    )
+    assert created["state"] == "pending"
+    alice_account = await expect(
+        await api.get(f"/v1/accounts/{world.alice.accounts[HOURS]}", headers=world.alice.auth), 200
+    )
+    assert (alice_account["balance"], alice_account["pending_debits"]) == (0, 120)
+    refused = await expect(
+        await api.post(f"/v1/transactions/{body['id']}/confirm", headers=world.bob.auth), 403
+    )
+    assert refused["code"] == "forbidden"
+    confirmed = await expect(
+        await api.post(f"/v1/transactions/{body['id']}/confirm", headers=world.alice.auth), 200
+    )
+    assert confirmed["state"] == "posted"
+    assert [p["balance_after"] for p in confirmed["postings"]] == [-120, 120]
+    not_pending = await expect(
+        await api.post(f"/v1/transactions/{body['id']}/void", headers=world.alice.auth), 409
+    )
+    assert not_pending["code"] == "not_pending"
+
+
+async def test_void_by_either_party_and_reverse_by_an_admin(api: ApiClient, world: World) -> None:
+    pending = transfer(world, world.alice, world.bob, 30, pending=True)
+    await expect(await api.post("/v1/transactions", json=pending, headers=world.bob.auth), 201)
+    voided = await expect(
+        await api.post(f"/v1/transactions/{pending['id']}/void", headers=world.alice.auth), 200
+    )
+    assert voided["state"] == "voided"
+    posted = transfer(world, world.alice, world.bob, 45)
+    await expect(await api.post("/v1/transactions", json=posted, headers=world.alice.auth), 201)
+    forbidden = await expect(
+        await api.post(f"/v1/transactions/{posted['id']}/reverse", headers=world.alice.auth), 403
+    )
+    assert forbidden["code"] == "forbidden"
+    reversal = await expect(
+        await api.post(
+            f"/v1/transactions/{posted['id']}/reverse",
+            json={"memo": "typo"},
+            headers=world.admin.auth,
+        ),
+        201,
+    )
+    assert (reversal["kind"], reversal["reverses"]) == ("reversal", posted["id"])
+    original = await expect(
+        await api.get(f"/v1/transactions/{posted['id']}", headers=world.treasurer.auth), 200
+    )
+    assert original["reversed_by"] == reversal["id"]
+
+
+async def test_batches_atomic_and_independent(api: ApiClient, world: World) -> None:
+    good = transfer(world, world.alice, world.bob, 10)
+    too_much = transfer(world, world.alice, world.bob, 10_000)
+    refused = await expect(
+        await api.post(
+            "/v1/transactions/batch",
+            json={"atomic": True, "transactions": [good, too_much]},
+            headers=world.alice.auth,
+        ),
+        409,
+    )
+    assert (refused["code"], refused["index"]) == ("limit_exceeded", 1)
+    missing = await expect(
+        await api.get(f"/v1/transactions/{good['id']}", headers=world.alice.auth), 404
+    )
+    assert missing["code"] == "not_found"
+    mixed = await expect(
+        await api.post(
+            "/v1/transactions/batch",
+            json={"atomic": False, "transactions": [good, too_much]},
+            headers=world.alice.auth,
+        ),
+        201,
+    )
+    assert [item["status"] for item in mixed["items"]] == [201, 409]
+    assert mixed["items"][1]["problem"]["code"] == "limit_exceeded"
+
+
+async def test_amounts_that_are_not_positive_integers_are_validation_errors(
+    api: ApiClient, world: World
+) -> None:
+    """Zero, negative, floats, strings, exponents, beyond 2^53: refused, nothing written."""
+    for amount in (0, -5, 1.5, 10.0, "10", 1e3, 2**53, 2**63, True, None):
+        body = transfer(world, world.alice, world.bob, 1)
+        body["amount"] = amount
+        problem = await expect(
+            await api.post("/v1/transactions", json=body, headers=world.alice.auth), 422
+        )
+        assert problem["code"] == "validation_error", amount
+        await expect(await api.get(f"/v1/transactions/{body['id']}", headers=world.alice.auth), 404)
+
+
+async def test_statement_journal_and_trial_balance(api: ApiClient, world: World) -> None:
+    ids = []
+    for amount in (10, 20, 30):
+        body = transfer(world, world.alice, world.bob, amount)
+        ids.append(body["id"])
+        await expect(await api.post("/v1/transactions", json=body, headers=world.alice.auth), 201)
+    statement = await expect(
+        await api.get(
+            f"/v1/accounts/{world.bob.accounts[HOURS]}/entries?limit=2", headers=world.bob.auth
+        ),
+        200,
+    )
+    assert [line["balance_after"] for line in statement["items"]] == [60, 30]
+    older = await expect(
+        await api.get(
+            f"/v1/accounts/{world.bob.accounts[HOURS]}/entries",
+            params={"limit": 2, "cursor": statement["next_cursor"]},
+            headers=world.bob.auth,
+        ),
+        200,
+    )
+    assert ([line["balance_after"] for line in older["items"]], older["next_cursor"]) == (
+        [10],
+        None,
+    )
+    journal = await expect(
+        await api.get(
+            f"/v1/communities/{world.slug}/transactions?limit=2", headers=world.treasurer.auth
+        ),
+        200,
+    )
+    page2 = await expect(
+        await api.get(
+            f"/v1/communities/{world.slug}/transactions",
+            params={"limit": 2, "cursor": journal["next_cursor"]},
+            headers=world.treasurer.auth,
+        ),
+        200,
+    )
+    assert [item["id"] for item in journal["items"] + page2["items"]] == ids[::-1]
+    balance = await expect(
+        await api.get(f"/v1/communities/{world.slug}/trial-balance", headers=world.treasurer.auth),
+        200,
+    )
+    assert balance["balanced"] is True
+    hours = next(unit for unit in balance["units"] if unit["unit"] == HOURS)
+    assert (hours["sum_of_balances"], hours["total_positive_balances"]) == (0, 60)
+    await expect(
+        await api.get(f"/v1/communities/{world.slug}/trial-balance", headers=world.alice.auth), 403
+    )
+
+
+async def test_an_unknown_transaction_is_not_found(api: ApiClient, world: World) -> None:
+    problem = await expect(
+        await api.get(f"/v1/transactions/{uuid.uuid4()}", headers=world.alice.auth), 404
+    )
+    assert problem["code"] == "not_found"

@@ -1,0 +1,111 @@
+"""Audit reads of a whole community: its journal and its trial balance."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from timebank.api.accounts import _aware
+from timebank.api.context import community_actor, cursor_uuid, decode_cursor, encode_cursor
+from timebank.api.contract import query_of, respond
+from timebank.api.registry import api
+from timebank.api.schemas import (
+    JournalPage,
+    JournalQuery,
+    TrialBalanceOut,
+    UnitBalanceOut,
+)
+from timebank.api.transactions import stored_out
+from timebank.keys import LEDGER
+from timebank.ledger.errors import ValidationError
+
+TAG = "Audit"
+
+
+def _cursor_instant(value: str) -> datetime:
+    try:
+        instant = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValidationError("the cursor is not one this service gave", field="cursor") from None
+    if instant.tzinfo is None:
+        raise ValidationError("the cursor is not one this service gave", field="cursor")
+    return instant
+
+
+@api.operation(
+    "GET",
+    "/v1/communities/{slug}/transactions",
+    tag=TAG,
+    summary="The community's journal (treasurers, admins, auditing clients)",
+    query=JournalQuery,
+    responses={200: JournalPage},
+    errors=("unknown_community",),
+)
+async def journal(request: web.Request) -> web.Response:
+    """Every transaction, newest first, filterable by account, kind, state and
+    creation time (`from` inclusive, `to` exclusive); `next_cursor` gives the next
+    (older) page."""
+    community, actor = await community_actor(request, request.match_info["slug"])
+    actor.require_audit()
+    query = query_of(request, JournalQuery)
+    after: tuple[datetime, uuid.UUID] | None = None
+    if query.cursor is not None:
+        at, transaction_id = decode_cursor(query.cursor, 2)
+        after = (_cursor_instant(at), cursor_uuid(transaction_id))
+    transactions = await request.app[LEDGER].journal(
+        community.id,
+        limit=query.limit + 1,
+        account_id=query.account,
+        kind=query.kind,
+        state=query.state,
+        created_from=_aware(query.from_, "from"),
+        created_before=_aware(query.to, "to"),
+        after=after,
+    )
+    page = transactions[: query.limit]
+    next_cursor = (
+        encode_cursor(page[-1].created_at.isoformat(), page[-1].id)
+        if len(transactions) > query.limit
+        else None
+    )
+    return respond(
+        JournalPage(items=[stored_out(item, community) for item in page], next_cursor=next_cursor)
+    )
+
+
+@api.operation(
+    "GET",
+    "/v1/communities/{slug}/trial-balance",
+    tag=TAG,
+    summary="Per unit, the sum of all balances (zero) and each side's total",
+    responses={200: TrialBalanceOut},
+    errors=("unknown_community",),
+)
+async def trial_balance(request: web.Request) -> web.Response:
+    """Double entry means every unit's balances sum to zero; `balanced` says
+    whether they do."""
+    community, actor = await community_actor(request, request.match_info["slug"])
+    actor.require_audit()
+    rows = await request.app[LEDGER].trial_balance(community.id)
+    units = [
+        UnitBalanceOut(
+            unit=row["code"],
+            kind=row["kind"],
+            account_count=row["account_count"],
+            sum_of_balances=row["sum_of_balances"],
+            total_positive_balances=row["total_positive"],
+            total_negative_balances=row["total_negative"],
+            pending_transactions=row["pending_transactions"],
+        )
+        for row in rows
+    ]
+    return respond(
+        TrialBalanceOut(
+            community=community.slug,
+            as_of=datetime.now(UTC),
+            units=units,
+            balanced=all(unit.sum_of_balances == 0 for unit in units),
+        )
+    )

@@ -1,0 +1,552 @@
+"""The bodies the API reads and writes, as pydantic models. Numbers that are
+amounts or limits are strict integers: a float, a string or a boolean is refused,
+never rounded. Unknown fields in a request are refused."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    RootModel,
+    StrictBool,
+    StrictInt,
+    Tag,
+    model_validator,
+)
+
+from timebank.auth.access import Role, Scope
+from timebank.ledger.models import (
+    AMOUNT_MAX,
+    BATCH_SIZE_MAX,
+    CATEGORY_LENGTH_MAX,
+    LIMIT_ABSOLUTE_MAX,
+    MEMO_LENGTH_MAX,
+    POSTINGS_PER_TRANSACTION_MAX,
+    STATEMENT_PAGE_SIZE_DEFAULT,
+    STATEMENT_PAGE_SIZE_MAX,
+    AccountStatus,
+    TransactionKind,
+    TransactionState,
+)
+
+SLUG_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+UNIT_CODE_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,15}$"
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+$"
+NAME_LENGTH_MAX = 200
+SEARCH_LENGTH_MAX = 100
+CURSOR_LENGTH_MAX = 400
+
+Amount = Annotated[
+    StrictInt,
+    Field(ge=1, le=AMOUNT_MAX, description="A positive amount in the unit's smallest step."),
+]
+SignedAmount = Annotated[
+    StrictInt,
+    Field(
+        ge=-AMOUNT_MAX,
+        le=AMOUNT_MAX,
+        description="Credit (positive) or debit (negative), never zero.",
+    ),
+]
+MinBalance = Annotated[StrictInt, Field(ge=-LIMIT_ABSOLUTE_MAX, le=0)]
+MaxBalance = Annotated[StrictInt, Field(ge=0, le=LIMIT_ABSOLUTE_MAX)]
+Name = Annotated[str, Field(min_length=1, max_length=NAME_LENGTH_MAX)]
+Slug = Annotated[str, Field(pattern=SLUG_PATTERN)]
+UnitCode = Annotated[str, Field(pattern=UNIT_CODE_PATTERN)]
+Memo = Annotated[str, Field(max_length=MEMO_LENGTH_MAX)]
+Category = Annotated[str, Field(min_length=1, max_length=CATEGORY_LENGTH_MAX)]
+PageSize = Annotated[int, Field(ge=1, le=STATEMENT_PAGE_SIZE_MAX)]
+Cursor = Annotated[str, Field(min_length=1, max_length=CURSOR_LENGTH_MAX)]
+# Kinds a client may post; reversals come from /reverse.
+PostableKind = Literal[
+    "exchange",
+    "transfer",
+    "donation",
+    "grant",
+    "fee",
+    "levy",
+    "demurrage",
+    "issuance",
+    "reconversion",
+    "adjustment",
+]
+EventType = Literal[
+    "transaction.posted",
+    "transaction.pending",
+    "transaction.voided",
+    "transaction.expired",
+    "transaction.reversed",
+    "member.joined",
+]
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Query(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+# Communities and units.
+
+
+class CommunityCreate(Request):
+    slug: Slug
+    name: Name
+
+
+class UnitCreate(Request):
+    code: UnitCode
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    kind: Literal["time", "currency"]
+    decimals: Annotated[StrictInt, Field(ge=0, le=6)] = 0
+    default_min_balance: MinBalance = 0
+    default_max_balance: MaxBalance
+
+
+class UnitOut(BaseModel):
+    id: uuid.UUID
+    code: str
+    name: str
+    kind: Literal["time", "currency"]
+    decimals: int
+    default_min_balance: int
+    default_max_balance: int
+
+
+class Policies(BaseModel):
+    pending_expiry_default_s: int
+    pending_expiry_max_s: int
+    signatures: Literal["optional", "required"]
+
+
+class CommunityOut(BaseModel):
+    id: uuid.UUID
+    slug: str
+    name: str
+    created_at: datetime
+    units: list[UnitOut]
+    policies: Policies
+
+
+# Members, organizations, clients.
+
+
+class AccountRefOut(BaseModel):
+    id: uuid.UUID
+    unit: str
+    purpose: str
+
+
+class MemberCreate(Request):
+    email: Annotated[str, Field(pattern=EMAIL_PATTERN, max_length=254)]
+    display_name: Name
+    password: Annotated[str, Field(min_length=10, max_length=1024)] | None = None
+    role: Role = Role.MEMBER
+
+
+class MemberOut(BaseModel):
+    party_id: uuid.UUID
+    display_name: str
+    role: Role
+    joined_at: datetime
+    accounts: list[AccountRefOut]
+    # Only for the member themselves, treasurers and admins.
+    email: str | None = None
+
+
+class MembersQuery(Query):
+    q: Annotated[str, Field(min_length=1, max_length=SEARCH_LENGTH_MAX)] | None = Field(
+        default=None, description="Part of the display name, case-insensitive."
+    )
+    cursor: Cursor | None = Field(default=None, description="next_cursor of the previous page.")
+    limit: PageSize = STATEMENT_PAGE_SIZE_DEFAULT
+
+
+class MembersPage(BaseModel):
+    items: list[MemberOut]
+    next_cursor: str | None
+
+
+class OrganizationCreate(Request):
+    name: Name
+    kind: Literal["association", "business", "public_body"]
+
+
+class OrganizationOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    kind: str
+    created_at: datetime
+    agents: list[uuid.UUID] = Field(description="Party ids of the members who act for it.")
+    accounts: list[AccountRefOut]
+
+
+class OrganizationList(BaseModel):
+    items: list[OrganizationOut]
+
+
+class AgentAdd(Request):
+    member: uuid.UUID = Field(description="The member's party id.")
+
+
+class ClientCreate(Request):
+    name: Name
+    organization: uuid.UUID | None = Field(
+        default=None, description="Acts for this organization; else for the community itself."
+    )
+    scopes: Annotated[list[Scope], Field(min_length=1, max_length=len(Scope))]
+
+
+class ClientOut(BaseModel):
+    client_id: uuid.UUID
+    name: str
+    party_id: uuid.UUID
+    scopes: list[Scope]
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class ClientCreated(ClientOut):
+    client_secret: str = Field(description="Shown once; keep it safe.")
+
+
+class ClientList(BaseModel):
+    items: list[ClientOut]
+
+
+# Accounts.
+
+
+class OwnerOut(BaseModel):
+    id: uuid.UUID
+    kind: Literal["member", "organization", "pool", "community"]
+    display_name: str
+
+
+class AccountOut(BaseModel):
+    id: uuid.UUID
+    community: str
+    unit: str
+    owner: OwnerOut
+    purpose: str
+    status: AccountStatus
+    balance: int
+    available: int = Field(description="balance - pending_debits: what can still be spent.")
+    pending_debits: int
+    pending_credits: int
+    min_balance: int
+    max_balance: int
+
+
+class AccountPatch(Request):
+    min_balance: MinBalance | None = None
+    max_balance: MaxBalance | None = None
+    status: AccountStatus | None = None
+
+    @model_validator(mode="after")
+    def something_to_change(self) -> AccountPatch:
+        if self.min_balance is None and self.max_balance is None and self.status is None:
+            raise ValueError("give min_balance, max_balance or status")
+        return self
+
+
+class EntriesQuery(Query):
+    cursor: Cursor | None = None
+    limit: PageSize = STATEMENT_PAGE_SIZE_DEFAULT
+    from_: datetime | None = Field(
+        default=None, alias="from", description="Postings at or after this instant."
+    )
+    to: datetime | None = Field(default=None, description="Postings before this instant.")
+
+
+class EntryOut(BaseModel):
+    seq: int
+    transaction_id: uuid.UUID
+    kind: TransactionKind
+    memo: str
+    category: str | None
+    amount: int
+    balance_after: int
+    posted_at: datetime
+
+
+class EntriesPage(BaseModel):
+    account: AccountOut
+    items: list[EntryOut]
+    next_cursor: str | None
+
+
+# Transactions.
+
+
+class PostingIn(Request):
+    account: uuid.UUID
+    amount: SignedAmount
+
+
+class TransferIn(Request):
+    """`amount` moves from one account to another."""
+
+    id: uuid.UUID = Field(description="Chosen by the client; a retry with it is never doubled.")
+    community: Slug
+    unit: UnitCode
+    from_: uuid.UUID = Field(alias="from")
+    to: uuid.UUID
+    amount: Amount
+    kind: PostableKind = "exchange"
+    memo: Memo = ""
+    category: Category | None = None
+    pending: StrictBool = False
+    expires_in: Annotated[StrictInt, Field(ge=1)] | None = Field(
+        default=None, description="Seconds a pending transaction waits for confirmation."
+    )
+
+
+class PostingsTransactionIn(Request):
+    """Any number of postings (2 to 64) that sum to zero per unit."""
+
+    id: uuid.UUID
+    community: Slug
+    unit: UnitCode | None = None
+    postings: Annotated[
+        list[PostingIn], Field(min_length=2, max_length=POSTINGS_PER_TRANSACTION_MAX)
+    ]
+    kind: PostableKind = "transfer"
+    memo: Memo = ""
+    category: Category | None = None
+    pending: StrictBool = False
+    expires_in: Annotated[StrictInt, Field(ge=1)] | None = None
+
+
+def _transaction_shape(value: Any) -> str:
+    """Which of the two shapes a transaction has: with `postings`, or a transfer.
+    Deciding first gives errors about the intended shape only."""
+    if isinstance(value, dict):
+        return "postings" if "postings" in value else "transfer"
+    return "postings" if isinstance(value, PostingsTransactionIn) else "transfer"
+
+
+TransactionIn = Annotated[
+    Annotated[TransferIn, Tag("transfer")] | Annotated[PostingsTransactionIn, Tag("postings")],
+    Discriminator(_transaction_shape),
+]
+
+
+class TransactionBody(RootModel[TransactionIn]):
+    """A transfer, or a balanced set of postings."""
+
+
+class PostingOut(BaseModel):
+    account: uuid.UUID
+    amount: int
+    balance_after: int | None = Field(
+        default=None, description="The account's balance after it; only on reads of posted ones."
+    )
+
+
+class TransactionOut(BaseModel):
+    id: uuid.UUID
+    community: str
+    kind: TransactionKind
+    state: TransactionState
+    memo: str
+    category: str | None
+    reverses: uuid.UUID | None = None
+    reversed_by: uuid.UUID | None = None
+    postings: list[PostingOut]
+    created_at: datetime
+    expires_at: datetime | None
+    resolved_at: datetime | None
+
+
+class BatchIn(Request):
+    atomic: StrictBool = Field(description="All or nothing; else each on its own.")
+    transactions: Annotated[list[TransactionIn], Field(min_length=1, max_length=BATCH_SIZE_MAX)]
+
+
+class BatchItemOut(BaseModel):
+    index: int
+    status: int = Field(description="201 written, 200 already there, else the problem's status.")
+    transaction: TransactionOut | None = None
+    problem: dict[str, object] | None = None
+
+
+class BatchOut(BaseModel):
+    atomic: bool
+    items: list[BatchItemOut]
+
+
+class ReverseIn(Request):
+    id: uuid.UUID | None = Field(
+        default=None, description="The reversal's id; derived from the original's when absent."
+    )
+    memo: Memo = ""
+
+
+class TransactionQuery(Query):
+    community: Slug | None = Field(
+        default=None, description="Needed only when you belong to several communities."
+    )
+
+
+class JournalQuery(Query):
+    account: uuid.UUID | None = None
+    kind: TransactionKind | None = None
+    state: TransactionState | None = None
+    from_: datetime | None = Field(default=None, alias="from")
+    to: datetime | None = None
+    cursor: Cursor | None = None
+    limit: PageSize = STATEMENT_PAGE_SIZE_DEFAULT
+
+
+class JournalPage(BaseModel):
+    items: list[TransactionOut]
+    next_cursor: str | None
+
+
+class UnitBalanceOut(BaseModel):
+    unit: str
+    kind: Literal["time", "currency"]
+    account_count: int
+    sum_of_balances: int = Field(description="Always 0 in a sound ledger.")
+    total_positive_balances: int
+    total_negative_balances: int
+    pending_transactions: int
+
+
+class TrialBalanceOut(BaseModel):
+    community: str
+    as_of: datetime
+    units: list[UnitBalanceOut]
+    balanced: bool
+
+
+# Me.
+
+
+class MyAccountOut(BaseModel):
+    id: uuid.UUID
+    unit: str
+    owner: OwnerOut
+    balance: int
+    available: int
+    pending_debits: int
+    pending_credits: int
+    min_balance: int
+    max_balance: int
+    status: AccountStatus
+
+
+class MembershipOut(BaseModel):
+    community: str
+    community_id: uuid.UUID
+    name: str
+    role: Role
+    party_id: uuid.UUID
+    accounts: list[MyAccountOut]
+
+
+class MeOut(BaseModel):
+    id: uuid.UUID
+    email: str
+    display_name: str
+    is_operator: bool
+    memberships: list[MembershipOut]
+
+
+# Webhooks.
+
+
+class WebhookCreate(Request):
+    url: Annotated[str, Field(pattern=r"^https?://\S+$", max_length=2000)]
+    events: Annotated[list[EventType], Field(min_length=1, max_length=20)]
+
+
+class WebhookOut(BaseModel):
+    id: uuid.UUID
+    url: str
+    events: list[str]
+    created_at: datetime
+
+
+class WebhookCreated(WebhookOut):
+    secret: str = Field(description="Signs each delivery (HMAC-SHA256); shown once.")
+
+
+class WebhookList(BaseModel):
+    items: list[WebhookOut]
+
+
+class DeliveryOut(BaseModel):
+    event_id: int
+    type: str
+    state: Literal["pending", "delivered", "failed"]
+    attempts: int
+    last_status: int | None
+    last_error: str | None
+    next_attempt_at: datetime
+    delivered_at: datetime | None
+
+
+class DeliveryList(BaseModel):
+    items: list[DeliveryOut]
+
+
+class DeliveryQuery(Query):
+    limit: PageSize = STATEMENT_PAGE_SIZE_DEFAULT
+
+
+# Authentication (RFC 6749 token endpoint; the body may also be a form).
+
+TokenField = Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+class TokenRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    grant_type: Literal["password", "client_credentials", "refresh_token"]
+    username: TokenField | None = Field(default=None, description="The person's email.")
+    email: TokenField | None = None
+    password: TokenField | None = None
+    client_id: TokenField | None = None
+    client_secret: TokenField | None = None
+    refresh_token: TokenField | None = None
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: Literal["Bearer"]
+    expires_in: int = Field(description="Seconds the access token lives.")
+    refresh_token: str | None = Field(default=None, description="Absent for API clients.")
+
+
+class LogoutRequest(BaseModel):
+    refresh_token: TokenField
+
+
+class Jwk(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    kty: str
+    crv: str
+    x: str
+    kid: str
+    alg: str
+    use: str
+
+
+class Jwks(BaseModel):
+    keys: list[Jwk]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    database: Literal["ok", "unreachable"] | None = None
