@@ -41,7 +41,6 @@ def _cursor_instant(value: str) -> datetime:
     summary="The community's journal (treasurers, admins, auditing clients)",
     query=JournalQuery,
     responses={200: JournalPage},
-    errors=("unknown_community",),
 )
 async def journal(request: web.Request) -> web.Response:
     """Every transaction, newest first, filterable by account, kind, state and
@@ -81,7 +80,6 @@ async def journal(request: web.Request) -> web.Response:
     tag=TAG,
     summary="Per unit, the sum of all balances (zero) and each side's total",
     responses={200: TrialBalanceOut},
-    errors=("unknown_community",),
 )
 async def trial_balance(request: web.Request) -> web.Response:
     """Double entry means every unit's balances sum to zero; `balanced` says

@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from timebank.api.contract import FORM_CONTENT_TYPE, UnsupportedMediaType
 from timebank.api.problems import problem
 from timebank.api.registry import api
 from timebank.api.schemas import Jwks, LogoutRequest, TokenRequest, TokenResponse
@@ -32,8 +33,10 @@ async def _fields(request: web.Request) -> dict[str, str]:
             raise ValidationError("the body is not valid JSON") from error
         if not isinstance(body, dict):
             raise ValidationError("the body must be a JSON object")
-    else:
+    elif request.content_type == FORM_CONTENT_TYPE:
         body = dict(await request.post())
+    else:
+        raise UnsupportedMediaType(f"send the body as {FORM_CONTENT_TYPE} or application/json")
     fields: dict[str, str] = {}
     for name, value in body.items():
         if not isinstance(value, str) or len(value) > FIELD_LENGTH_MAX:

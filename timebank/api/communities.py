@@ -137,7 +137,6 @@ async def create_community(request: web.Request) -> web.Response:
     tag=TAG,
     summary="A community, its units and policies",
     responses={200: CommunityOut},
-    errors=("unknown_community",),
 )
 async def get_community(request: web.Request) -> web.Response:
     """Seen by its members, its clients and platform operators."""
@@ -154,7 +153,7 @@ async def get_community(request: web.Request) -> web.Response:
     summary="Add a unit (admins)",
     body=UnitCreate,
     responses={201: UnitOut},
-    errors=("unknown_community", "already_exists"),
+    errors=("already_exists",),
 )
 async def create_unit(request: web.Request) -> web.Response:
     """One time unit (whole minutes) and any number of currencies (in 10^-decimals).
@@ -181,7 +180,7 @@ async def create_unit(request: web.Request) -> web.Response:
     summary="Add a member (admins)",
     body=MemberCreate,
     responses={201: MemberOut},
-    errors=("unknown_community", "already_exists"),
+    errors=("already_exists",),
 )
 async def create_member(request: web.Request) -> web.Response:
     """A person (new, or already known by their email in another community) joins
@@ -206,7 +205,6 @@ async def create_member(request: web.Request) -> web.Response:
     summary="The member directory",
     query=MembersQuery,
     responses={200: MembersPage},
-    errors=("unknown_community",),
 )
 async def list_members(request: web.Request) -> web.Response:
     """Members by name, searchable, a page at a time: their public profile and the
@@ -242,7 +240,6 @@ async def list_members(request: web.Request) -> web.Response:
     summary="Add an organization (admins)",
     body=OrganizationCreate,
     responses={201: OrganizationOut},
-    errors=("unknown_community",),
 )
 async def create_organization(request: web.Request) -> web.Response:
     """An association, business or public body, with a main account in every unit."""
@@ -261,7 +258,6 @@ async def create_organization(request: web.Request) -> web.Response:
     tag=TAG,
     summary="The community's organizations",
     responses={200: OrganizationList},
-    errors=("unknown_community",),
 )
 async def list_organizations(request: web.Request) -> web.Response:
     """Every organization with its agents and accounts."""
@@ -281,7 +277,6 @@ async def list_organizations(request: web.Request) -> web.Response:
     summary="Name a member an agent of an organization (admins)",
     body=AgentAdd,
     responses={200: OrganizationOut},
-    errors=("unknown_community",),
 )
 async def add_agent(request: web.Request) -> web.Response:
     """The member then moves the organization's accounts as their own. Naming an
@@ -303,7 +298,6 @@ async def add_agent(request: web.Request) -> web.Response:
     summary="Create an API client (admins)",
     body=ClientCreate,
     responses={201: ClientCreated},
-    errors=("unknown_community",),
 )
 async def create_client(request: web.Request) -> web.Response:
     """A client for an integrator, acting for the community or one of its
@@ -330,7 +324,6 @@ async def create_client(request: web.Request) -> web.Response:
     tag=TAG,
     summary="The community's API clients (admins)",
     responses={200: ClientList},
-    errors=("unknown_community",),
 )
 async def list_clients(request: web.Request) -> web.Response:
     """Every client, revoked ones included; never their secrets."""
@@ -346,7 +339,6 @@ async def list_clients(request: web.Request) -> web.Response:
     tag=TAG,
     summary="Revoke an API client (admins)",
     responses={204: None},
-    errors=("unknown_community",),
 )
 async def revoke_client(request: web.Request) -> web.Response:
     """Its tokens stop working at once."""

@@ -15,12 +15,21 @@ from timebank.api.authentication import authenticate
 from timebank.auth.access import Actor
 from timebank.errors import NotFound
 from timebank.keys import DIRECTORY
-from timebank.ledger.errors import ValidationError
+from timebank.ledger.errors import UnknownCommunity, ValidationError
 from timebank.ledger.models import Community
 
 
 async def community_actor(request: web.Request, slug: str) -> tuple[Community, Actor]:
     """The community of this slug and the caller's standing in it."""
+    principal = authenticate(request)
+    try:
+        return await request.app[DIRECTORY].actor(principal, slug=slug)
+    except UnknownCommunity:
+        raise NotFound(f"no community {slug!r}") from None
+
+
+async def named_community_actor(request: web.Request, slug: str) -> tuple[Community, Actor]:
+    """As community_actor, for a community named in the body: unknown_community (422)."""
     principal = authenticate(request)
     return await request.app[DIRECTORY].actor(principal, slug=slug)
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from aiohttp import web
 
 from timebank.api.authentication import authenticate
-from timebank.api.context import actor_by_id, community_actor, path_uuid
+from timebank.api.context import actor_by_id, community_actor, named_community_actor, path_uuid
 from timebank.api.contract import body_of, query_of, respond
 from timebank.api.problems import status_for
 from timebank.api.registry import api
@@ -171,7 +171,7 @@ async def post_transaction(request: web.Request) -> web.Response:
     transaction_id_conflict. `pending: true` reserves the amount until the payer
     confirms, someone voids it, or it expires."""
     body = body_of(request, TransactionBody).root
-    community, actor = await community_actor(request, body.community)
+    community, actor = await named_community_actor(request, body.community)
     ledger_request_ = ledger_request(body, community)
     owners = await _owners(request, community, (p.account_id for p in ledger_request_.postings))
     check_write(actor, ledger_request_, owners)
@@ -197,7 +197,7 @@ async def post_batch(request: web.Request) -> web.Response:
     slugs = {item.community for item in body.transactions}
     if len(slugs) != 1:
         raise ValidationError("a batch belongs to one community", field="community")
-    community, actor = await community_actor(request, slugs.pop())
+    community, actor = await named_community_actor(request, slugs.pop())
     requests = [ledger_request(item, community) for item in body.transactions]
     owners = await _owners(request, community, (p.account_id for r in requests for p in r.postings))
     store = request.app[LEDGER]

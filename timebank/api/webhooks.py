@@ -48,7 +48,6 @@ def _out(subscription: Subscription) -> WebhookOut:
     summary="Subscribe to events",
     body=WebhookCreate,
     responses={201: WebhookCreated},
-    errors=("unknown_community",),
 )
 async def create_webhook(request: web.Request) -> web.Response:
     """Events of these types are POSTed to the URL, one at a time and in order,
@@ -69,7 +68,6 @@ async def create_webhook(request: web.Request) -> web.Response:
     tag=TAG,
     summary="The community's subscriptions",
     responses={200: WebhookList},
-    errors=("unknown_community",),
 )
 async def list_webhooks(request: web.Request) -> web.Response:
     """Live subscriptions, without their secrets."""
@@ -85,7 +83,6 @@ async def list_webhooks(request: web.Request) -> web.Response:
     tag=TAG,
     summary="Unsubscribe",
     responses={204: None},
-    errors=("unknown_community",),
 )
 async def delete_webhook(request: web.Request) -> web.Response:
     """Stops deliveries at once; the delivery log stays readable."""
@@ -104,7 +101,6 @@ async def delete_webhook(request: web.Request) -> web.Response:
     summary="A subscription's delivery log",
     query=DeliveryQuery,
     responses={200: DeliveryList},
-    errors=("unknown_community",),
 )
 async def list_deliveries(request: web.Request) -> web.Response:
     """Newest first: each event's state, attempts and the last answer or error."""
