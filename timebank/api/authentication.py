@@ -19,5 +19,5 @@ def authenticate(request: web.Request) -> Principal:
     if not header.lower().startswith(BEARER_PREFIX):
         raise Unauthenticated("send an access token: Authorization: Bearer <token>")
     principal = request.app[IDENTITIES].principal(header[len(BEARER_PREFIX) :].strip())
-    request[PRINCIPAL] = f"person:{principal.person_id}"
+    request[PRINCIPAL] = principal.label
     return principal

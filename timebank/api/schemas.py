@@ -369,7 +369,11 @@ class TransactionOut(BaseModel):
 
 class BatchIn(Request):
     atomic: StrictBool = Field(description="All or nothing; else each on its own.")
-    transactions: Annotated[list[TransactionIn], Field(min_length=1, max_length=BATCH_SIZE_MAX)]
+    # At most BATCH_SIZE_MAX, refused as batch_too_large by the handler (the body
+    # size limit bounds what is parsed before).
+    transactions: Annotated[
+        list[TransactionIn], Field(min_length=1, json_schema_extra={"maxItems": BATCH_SIZE_MAX})
+    ]
 
 
 class BatchItemOut(BaseModel):

@@ -28,8 +28,9 @@ from timebank.auth.access import Actor
 from timebank.auth.errors import Forbidden
 from timebank.errors import NotFound, TimebankError
 from timebank.keys import DIRECTORY, IDENTITIES, LEDGER
-from timebank.ledger.errors import LedgerError, UnknownTransaction, ValidationError
+from timebank.ledger.errors import BatchTooLarge, LedgerError, UnknownTransaction, ValidationError
 from timebank.ledger.models import (
+    BATCH_SIZE_MAX,
     Community,
     Outcome,
     Posting,
@@ -194,6 +195,8 @@ async def post_batch(request: web.Request) -> web.Response:
     is the answer, with the failing `index`); `atomic: false` writes each on its own
     and answers one result per item."""
     body = body_of(request, BatchIn)
+    if len(body.transactions) > BATCH_SIZE_MAX:
+        raise BatchTooLarge(size=len(body.transactions), max_size=BATCH_SIZE_MAX)
     slugs = {item.community for item in body.transactions}
     if len(slugs) != 1:
         raise ValidationError("a batch belongs to one community", field="community")
