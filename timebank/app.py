@@ -49,7 +49,7 @@ REQUEST_BODY_SIZE_MAX_BYTES = 4 * 1024 * 1024
 EXPIRY_BATCH_SIZE = 1_000
 SHUTDOWN_GRACE_S = 10.0
 
-Preparation = Callable[[LedgerStore], Awaitable[None]]
+Preparation = Callable[[LedgerStore, Directory], Awaitable[None]]
 
 
 async def expire_pending_forever(store: LedgerStore, interval_s: float) -> None:
@@ -94,7 +94,7 @@ def create_app(settings: Settings, *, prepare: Preparation | None = None) -> web
             app[DIRECTORY] = Directory(pool)
             app[WEBHOOKS] = Subscriptions(pool)
             if prepare is not None:
-                await prepare(store)
+                await prepare(store, app[DIRECTORY])
             sweeper = asyncio.create_task(
                 expire_pending_forever(store, settings.expiry_sweep_interval_s)
             )

@@ -3,14 +3,17 @@ a system account and some history, so a newcomer sees a living ledger."""
 
 from __future__ import annotations
 
+import secrets
+import unicodedata
 import uuid
 
 import structlog
 
+from timebank.auth.access import Role
+from timebank.auth.directory import AccountRef, Directory
 from timebank.ledger.errors import UnknownCommunity
 from timebank.ledger.models import (
     Account,
-    Party,
     PartyKind,
     Posting,
     TransactionKind,
@@ -32,7 +35,29 @@ def _demo_id(name: str) -> uuid.UUID:
     return uuid.uuid5(DEMO_NAMESPACE, name)
 
 
-async def create_demo_community(store: LedgerStore) -> None:
+DEMO_PASSWORD_BYTES = 12
+DEMO_EMAIL_DOMAIN = "demo.timebank.example"
+DEMO_PEOPLE = (
+    ("Alice Martin", Role.ADMIN),
+    ("Bernard Petit", Role.TREASURER),
+    ("Chloé Durand", Role.MEMBER),
+    ("Dimitri Moreau", Role.MEMBER),
+)
+
+
+def _ascii(text: str) -> str:
+    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+
+
+async def _main_accounts(
+    store: LedgerStore, refs: tuple[AccountRef, ...]
+) -> tuple[Account, Account]:
+    """The hours and gonettes main accounts among a party's accounts."""
+    by_unit = {ref.unit_code: ref.id for ref in refs if ref.purpose == "main"}
+    return await store.account(by_unit["H"]), await store.account(by_unit["G"])
+
+
+async def create_demo_community(store: LedgerStore, directory: Directory) -> None:
     """Creates the demo community once; does nothing when it already exists."""
     try:
         await store.community_by_slug(DEMO_SLUG)
@@ -43,7 +68,7 @@ async def create_demo_community(store: LedgerStore) -> None:
         return
 
     community = await store.create_community(DEMO_SLUG, "Banque de temps du quartier")
-    hours = await store.create_unit(
+    hours = await directory.create_unit(
         community.id,
         code="H",
         name="Heures",
@@ -52,7 +77,7 @@ async def create_demo_community(store: LedgerStore) -> None:
         default_min_balance=-10 * HOUR_MINUTES,
         default_max_balance=40 * HOUR_MINUTES,
     )
-    gonettes = await store.create_unit(
+    gonettes = await directory.create_unit(
         community.id,
         code="G",
         name="Gonettes",
@@ -61,21 +86,25 @@ async def create_demo_community(store: LedgerStore) -> None:
         default_min_balance=0,
         default_max_balance=5_000 * CENTS_PER_GONETTE,
     )
-
-    async def open_accounts(party: Party) -> tuple[Account, Account]:
-        hour_account = await store.open_account(community.id, owner_id=party.id, unit_id=hours.id)
-        gonette_account = await store.open_account(
-            community.id, owner_id=party.id, unit_id=gonettes.id
+    # One password for the demo's people, made now and shown once: nothing secret
+    # lives in the code.
+    password = secrets.token_urlsafe(DEMO_PASSWORD_BYTES)
+    members: dict[str, tuple[Account, Account]] = {}
+    people: list[tuple[str, str, Role]] = []
+    for name, role in DEMO_PEOPLE:
+        first_name = name.split()[0]
+        email = f"{_ascii(first_name).lower()}@{DEMO_EMAIL_DOMAIN}"
+        member = await directory.create_member(
+            community.id, email=email, display_name=name, password=password, role=role
         )
-        return hour_account, gonette_account
-
-    members = {}
-    for name in ("Alice Martin", "Bernard Petit", "Chloé Durand", "Dimitri Moreau"):
-        party = await store.create_party(community.id, PartyKind.MEMBER, name)
-        members[name.split()[0]] = await open_accounts(party)
-    cafe = await open_accounts(
-        await store.create_party(community.id, PartyKind.ORGANIZATION, "Café des Voisins")
+        members[first_name] = await _main_accounts(store, member.accounts)
+        people.append((email, name, role))
+    organization = await directory.create_organization(
+        community.id, name="Café des Voisins", kind="business"
     )
+    cafe = await _main_accounts(store, organization.accounts)
+    dimitri_party = (await store.account(members["Dimitri"][0].id)).owner_id
+    await directory.add_agent(community.id, organization.party_id, dimitri_party)
     pool_party = await store.create_party(community.id, PartyKind.POOL, "Fonds de solidarité")
     pool_hours = await store.open_account(
         community.id, owner_id=pool_party.id, unit_id=hours.id, min_balance=0
@@ -156,3 +185,11 @@ async def create_demo_community(store: LedgerStore) -> None:
     )
     await store.reverse(community.id, _demo_id("lesson"), memo="Saisie en double")
     logger.info("demo_community_created", slug=DEMO_SLUG, community_id=str(community.id))
+    lines = [f"  {email:<34} {name} ({role.value})" for email, name, role in people]
+    print(
+        "Demo community 'demo' created. Log in at POST /v1/auth/token with one of:\n"
+        + "\n".join(lines)
+        + f"\nand the password (shown only now): {password}\n"
+        "The API's documentation: /v1/docs",
+        flush=True,
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import sys
@@ -139,9 +140,10 @@ async def test_demo_serves_health_and_stops_cleanly_on_sigterm(
     create_database: Callable[[], Awaitable[str]],
 ) -> None:
     """`timebank demo` migrates, creates the demo community once, serves /health, and
-    exits 0 on SIGTERM; a second run finds the community and adds nothing."""
+    exits 0 on SIGTERM; a second run finds the community and adds nothing. The first
+    run shows the demo people's logins once, and they work."""
     uri = await create_database()
-    for _ in range(2):
+    for run in range(2):
         port = free_port()
         process = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -151,6 +153,7 @@ async def test_demo_serves_health_and_stops_cleanly_on_sigterm(
             "--port",
             str(port),
             env={**os.environ, "DATABASE_URL": uri, "TIMEBANK_LOG_FORMAT": "json"},
+            stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
         try:
@@ -159,6 +162,8 @@ async def test_demo_serves_health_and_stops_cleanly_on_sigterm(
                 assert ready == {"status": "ok", "database": "ok"}
                 async with session.get(f"http://127.0.0.1:{port}/health/live") as response:
                     assert response.status == 200
+                if run == 0:
+                    await demo_login_works(session, f"http://127.0.0.1:{port}", process)
         finally:
             process.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(process.wait(), timeout=15) == 0
@@ -176,6 +181,31 @@ async def test_demo_serves_health_and_stops_cleanly_on_sigterm(
         await connection.close()
     code, out, _ = await run_cli("check", database_url=uri)
     assert (code, out.strip()) == (0, "ledger invariants hold")
+
+
+async def demo_login_works(
+    session: aiohttp.ClientSession, base_url: str, process: asyncio.subprocess.Process
+) -> None:
+    assert process.stdout is not None
+    shown = ""
+    while "password (shown only now)" not in shown:
+        line = await asyncio.wait_for(process.stdout.readline(), timeout=STARTUP_TIMEOUT_S)
+        assert line, f"the demo ended its output without a password: {shown}"
+        shown += line.decode()
+    password = shown.rsplit(": ", 1)[1].strip()
+    email = re.search(r"(alice@\S+)", shown)
+    assert email is not None, shown
+    login = {"grant_type": "password", "username": email.group(1), "password": password}
+    async with session.post(f"{base_url}/v1/auth/token", data=login) as response:
+        assert response.status == 200, await response.text()
+        token = (await response.json())["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    async with session.get(f"{base_url}/v1/me", headers=headers) as response:
+        me = await response.json()
+    (membership,) = me["memberships"]
+    assert (membership["community"], membership["role"]) == ("demo", "admin")
+    async with session.get(f"{base_url}/v1/communities/demo/trial-balance", headers=headers) as r:
+        assert (await r.json())["balanced"] is True
 
 
 async def wait_until_ready(session: aiohttp.ClientSession, base_url: str) -> object:
