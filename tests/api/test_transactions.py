@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from tests.api.conftest import ApiClient
@@ -187,3 +188,79 @@ async def test_an_unknown_transaction_is_not_found(api: ApiClient, world: World)
         await api.get(f"/v1/transactions/{uuid.uuid4()}", headers=world.alice.auth), 404
     )
     assert problem["code"] == "not_found"
+
+
+async def test_reversal_codes_over_http(api: ApiClient, world: World) -> None:
+    """A reversal retried answers the same reversal; another reversal id is
+    already_reversed; a pending transaction is not_posted; a reversal is not
+    reversible."""
+    posted = transfer(world, world.alice, world.bob, 20)
+    await expect(await api.post("/v1/transactions", json=posted, headers=world.alice.auth), 201)
+    path = f"/v1/transactions/{posted['id']}/reverse"
+    first = await expect(await api.post(path, headers=world.admin.auth), 201)
+    again = await expect(await api.post(path, headers=world.admin.auth), 200)
+    assert first == again
+    other = await expect(
+        await api.post(path, json={"id": str(uuid.uuid4())}, headers=world.admin.auth), 409
+    )
+    assert other["code"] == "already_reversed"
+    reversal_path = f"/v1/transactions/{first['id']}/reverse"
+    assert (await expect(await api.post(reversal_path, headers=world.admin.auth), 409))[
+        "code"
+    ] == "not_reversible"
+    pending = transfer(world, world.alice, world.bob, 5, pending=True)
+    await expect(await api.post("/v1/transactions", json=pending, headers=world.alice.auth), 201)
+    not_posted = await expect(
+        await api.post(f"/v1/transactions/{pending['id']}/reverse", headers=world.admin.auth), 409
+    )
+    assert not_posted["code"] == "not_posted"
+
+
+async def test_an_expired_pending_transaction_cannot_be_confirmed(
+    api: ApiClient, world: World
+) -> None:
+    """Past its expiry a pending transaction reads as expired, frees its
+    reservation and refuses confirmation, whether or not the sweeper ran."""
+    body = transfer(world, world.alice, world.bob, 50, pending=True, expires_in=1)
+    created = await expect(
+        await api.post("/v1/transactions", json=body, headers=world.alice.auth), 201
+    )
+    assert created["expires_at"] is not None
+    await asyncio.sleep(1.2)
+    read = await expect(
+        await api.get(f"/v1/transactions/{body['id']}", headers=world.alice.auth), 200
+    )
+    assert read["state"] == "expired"
+    refused = await expect(
+        await api.post(f"/v1/transactions/{body['id']}/confirm", headers=world.alice.auth), 409
+    )
+    assert refused["code"] == "not_pending"
+    account = await expect(
+        await api.get(f"/v1/accounts/{world.alice.accounts[HOURS]}", headers=world.alice.auth), 200
+    )
+    assert (account["balance"], account["pending_debits"]) == (0, 0)
+
+
+async def test_a_member_cannot_post_a_transaction_debiting_someone_else(
+    api: ApiClient, world: World
+) -> None:
+    """Bob cannot take Alice's hours without her: posted, it is forbidden (nothing
+    written); only a pending proposal, which Alice must confirm, is allowed."""
+    body = transfer(world, world.alice, world.bob, 60)
+    refused = await expect(
+        await api.post("/v1/transactions", json=body, headers=world.bob.auth), 403
+    )
+    assert refused["code"] == "forbidden"
+    await expect(await api.get(f"/v1/transactions/{body['id']}", headers=world.bob.auth), 404)
+    postings = {
+        "id": str(uuid.uuid4()),
+        "community": world.slug,
+        "postings": [
+            {"account": str(world.alice.accounts[HOURS]), "amount": -10},
+            {"account": str(world.bob.accounts[HOURS]), "amount": 10},
+        ],
+    }
+    assert (
+        await expect(await api.post("/v1/transactions", json=postings, headers=world.bob.auth), 403)
+    )["code"] == "forbidden"
+    await expect(await api.post("/v1/transactions", json=postings, headers=world.alice.auth), 201)
