@@ -78,7 +78,7 @@ def _refs(accounts: tuple[AccountRef, ...]) -> list[AccountRefOut]:
 
 
 def _member_out(member: Member, actor: Actor) -> MemberOut:
-    sees_email = actor.reads_all or actor.is_operator or actor.party_id == member.party_id
+    sees_email = actor.sees_emails or actor.party_id == member.party_id
     return MemberOut(
         party_id=member.party_id,
         display_name=member.display_name,
@@ -159,7 +159,7 @@ async def create_unit(request: web.Request) -> web.Response:
     """One time unit (whole minutes) and any number of currencies (in 10^-decimals).
     Every member and organization gets an account in the new unit."""
     community, actor = await community_actor(request, request.match_info["slug"])
-    actor.require_admin()
+    actor.require_manager()
     body = body_of(request, UnitCreate)
     unit = await request.app[DIRECTORY].create_unit(
         community.id,
@@ -186,7 +186,7 @@ async def create_member(request: web.Request) -> web.Response:
     """A person (new, or already known by their email in another community) joins
     with a role and a main account in every unit, all at once or not at all."""
     community, actor = await community_actor(request, request.match_info["slug"])
-    actor.require_admin()
+    actor.require_manager()
     body = body_of(request, MemberCreate)
     member = await request.app[DIRECTORY].create_member(
         community.id,
@@ -244,7 +244,7 @@ async def list_members(request: web.Request) -> web.Response:
 async def create_organization(request: web.Request) -> web.Response:
     """An association, business or public body, with a main account in every unit."""
     community, actor = await community_actor(request, request.match_info["slug"])
-    actor.require_admin()
+    actor.require_manager()
     body = body_of(request, OrganizationCreate)
     organization = await request.app[DIRECTORY].create_organization(
         community.id, name=body.name, kind=body.kind
@@ -282,7 +282,7 @@ async def add_agent(request: web.Request) -> web.Response:
     """The member then moves the organization's accounts as their own. Naming an
     agent twice changes nothing."""
     community, actor = await community_actor(request, request.match_info["slug"])
-    actor.require_admin()
+    actor.require_manager()
     organization_id = path_uuid(request, "organization_id")
     body = body_of(request, AgentAdd)
     organization = await request.app[DIRECTORY].add_agent(
@@ -304,7 +304,7 @@ async def create_client(request: web.Request) -> web.Response:
     organizations within its scopes. Its secret is in this answer only; it gets
     access tokens with grant_type=client_credentials."""
     community, actor = await community_actor(request, request.match_info["slug"])
-    actor.require_admin()
+    actor.require_manager()
     body = body_of(request, ClientCreate)
     directory = request.app[DIRECTORY]
     if body.organization is not None:
@@ -328,7 +328,7 @@ async def create_client(request: web.Request) -> web.Response:
 async def list_clients(request: web.Request) -> web.Response:
     """Every client, revoked ones included; never their secrets."""
     community, actor = await community_actor(request, request.match_info["slug"])
-    actor.require_admin()
+    actor.require_manager()
     clients = await request.app[DIRECTORY].clients(community.id)
     return respond(ClientList(items=[_client_out(client) for client in clients]))
 
@@ -343,7 +343,7 @@ async def list_clients(request: web.Request) -> web.Response:
 async def revoke_client(request: web.Request) -> web.Response:
     """Its tokens stop working at once."""
     community, actor = await community_actor(request, request.match_info["slug"])
-    actor.require_admin()
+    actor.require_manager()
     client_id = path_uuid(request, "client_id")
     if not await request.app[DIRECTORY].revoke_client(community.id, client_id):
         raise NotFound("no such client in this community", client_id=str(client_id))

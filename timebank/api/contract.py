@@ -15,6 +15,7 @@ import pydantic
 from aiohttp import web
 from pydantic.json_schema import models_json_schema
 
+from timebank.api.authentication import authenticate
 from timebank.api.problems import PROBLEM_CONTENT_TYPE, status_for
 from timebank.errors import TimebankError
 from timebank.ledger.errors import ValidationError
@@ -157,6 +158,10 @@ class Contract:
 
         def declare(handler: Handler) -> Handler:
             async def parsed(request: web.Request) -> web.StreamResponse:
+                if not public:
+                    # Who asks comes first: a stranger learns nothing, not even
+                    # what is wrong with their request.
+                    authenticate(request)
                 if form_body:
                     pass
                 elif body is not None and not body_required and not request.body_exists:

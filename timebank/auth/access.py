@@ -76,9 +76,20 @@ class Actor:
             raise Forbidden(f"only a community {wanted} may do this", required_role=wanted)
 
     def require_admin(self) -> None:
-        """Community admins, and platform operators (who set communities up)."""
+        """Community admins only."""
+        if self.role is not Role.ADMIN:
+            raise Forbidden("only a community admin may do this", required_role="admin")
+
+    def require_manager(self) -> None:
+        """Who sets a community up: its admins, and platform operators (units,
+        members, organizations and API clients; nothing of the ledger itself)."""
         if self.role is not Role.ADMIN and not self.is_operator:
             raise Forbidden("only a community admin may do this", required_role="admin")
+
+    @property
+    def sees_emails(self) -> bool:
+        """Members' emails are for the community's staff and operators, not clients."""
+        return self.is_operator or self.role in (Role.TREASURER, Role.ADMIN)
 
     def require_member(self) -> None:
         """Anyone with a role here, or a client of this community."""

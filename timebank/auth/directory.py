@@ -260,7 +260,8 @@ class Directory:
     ) -> list[Member]:
         """A page of the directory, by name, after the (name, party id) of the last
         member of the previous page."""
-        assert 1 <= limit <= DIRECTORY_PAGE_SIZE_MAX
+        # One more than a page, to tell whether another follows.
+        assert 1 <= limit <= DIRECTORY_PAGE_SIZE_MAX + 1
         after_name, after_id = after if after is not None else ("", uuid.UUID(int=0))
         rows = await run_translated(
             lambda: self._pool.fetch(
