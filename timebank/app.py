@@ -42,6 +42,7 @@ from timebank.ledger.store import LedgerStore
 from timebank.migrations import migrated_database
 from timebank.settings import Settings
 from timebank.webhooks.subscriptions import Subscriptions
+from timebank.webhooks.worker import webhook_delivery
 
 logger = structlog.get_logger(__name__)
 
@@ -98,7 +99,8 @@ def create_app(settings: Settings, *, prepare: Preparation | None = None) -> web
             sweeper = asyncio.create_task(
                 expire_pending_forever(store, settings.expiry_sweep_interval_s)
             )
-            yield
+            async with webhook_delivery(pool, settings):
+                yield
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper

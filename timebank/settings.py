@@ -76,3 +76,35 @@ class Settings(BaseSettings):
         default="auto", description="'auto' is readable on a terminal and JSON otherwise."
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    webhook_delivery_enabled: bool = Field(
+        default=True,
+        description="Run the webhook delivery worker in this process (any number of "
+        "processes may run it at once).",
+    )
+    webhook_poll_interval_s: float = Field(
+        default=1.0, gt=0, le=60, description="How often the worker looks for due deliveries."
+    )
+    webhook_request_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="Longest wait for a receiver's answer; a slower one is a failed attempt.",
+    )
+    webhook_backoff_base_s: float = Field(
+        default=1.0, gt=0, description="Delay before the first retry; it doubles at each retry."
+    )
+    webhook_backoff_max_s: float = Field(
+        default=3600.0, gt=0, description="Longest delay between two attempts."
+    )
+    webhook_retry_window_s: float = Field(
+        default=3 * 24 * 3600.0,
+        gt=0,
+        description="How long after its first attempt a delivery is retried before it is "
+        "marked failed and the subscription's next event goes out.",
+    )
+    webhook_deliveries_in_flight_max: int = Field(
+        default=16,
+        ge=1,
+        le=256,
+        description="Deliveries in flight at once per process (never two of one subscription).",
+    )

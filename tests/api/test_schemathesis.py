@@ -186,7 +186,7 @@ def _populate(http: requests.Session, base_url: str, email: str) -> LiveService:
     suppress_health_check=list(hypothesis.HealthCheck),
     derandomize=True,
 )
-def test_the_api_keeps_its_contract(case: schemathesis.Case, live: LiveService) -> None:
+def test_the_api_keeps_its_contract(case: schemathesis.Case[Any], live: LiveService) -> None:
     """Fuzzed requests (on the real community for paths that name one) get declared
     answers, never a server error."""
     if "slug" in case.path_parameters:

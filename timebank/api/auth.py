@@ -39,7 +39,7 @@ async def _fields(request: web.Request) -> dict[str, str]:
         raise UnsupportedMediaType(f"send the body as {FORM_CONTENT_TYPE} or application/json")
     fields: dict[str, str] = {}
     for name, value in body.items():
-        if not isinstance(value, str) or len(value) > FIELD_LENGTH_MAX:
+        if not isinstance(value, str) or len(value) > FIELD_LENGTH_MAX or "\x00" in value:
             raise ValidationError(
                 f"{name} must be a string of at most {FIELD_LENGTH_MAX} characters", field=name
             )

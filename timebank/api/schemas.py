@@ -37,7 +37,7 @@ from timebank.ledger.models import (
 
 SLUG_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 UNIT_CODE_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,15}$"
-EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+$"
+EMAIL_PATTERN = r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+$"
 NAME_LENGTH_MAX = 200
 SEARCH_LENGTH_MAX = 100
 CURSOR_LENGTH_MAX = 400
@@ -56,11 +56,18 @@ SignedAmount = Annotated[
 ]
 MinBalance = Annotated[StrictInt, Field(ge=-LIMIT_ABSOLUTE_MAX, le=0)]
 MaxBalance = Annotated[StrictInt, Field(ge=0, le=LIMIT_ABSOLUTE_MAX)]
-Name = Annotated[str, Field(min_length=1, max_length=NAME_LENGTH_MAX)]
+# Names are one line of printable text; free texts hold no NUL (PostgreSQL cannot).
+PRINTABLE_LINE_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+NO_NUL_PATTERN = r"^[^\x00]*$"
+Name = Annotated[
+    str, Field(min_length=1, max_length=NAME_LENGTH_MAX, pattern=PRINTABLE_LINE_PATTERN)
+]
 Slug = Annotated[str, Field(pattern=SLUG_PATTERN)]
 UnitCode = Annotated[str, Field(pattern=UNIT_CODE_PATTERN)]
-Memo = Annotated[str, Field(max_length=MEMO_LENGTH_MAX)]
-Category = Annotated[str, Field(min_length=1, max_length=CATEGORY_LENGTH_MAX)]
+Memo = Annotated[str, Field(max_length=MEMO_LENGTH_MAX, pattern=NO_NUL_PATTERN)]
+Category = Annotated[
+    str, Field(min_length=1, max_length=CATEGORY_LENGTH_MAX, pattern=PRINTABLE_LINE_PATTERN)
+]
 PageSize = Annotated[int, Field(ge=1, le=STATEMENT_PAGE_SIZE_MAX)]
 Cursor = Annotated[str, Field(min_length=1, max_length=CURSOR_LENGTH_MAX)]
 # Kinds a client may post; reversals come from /reverse.
@@ -104,7 +111,7 @@ class CommunityCreate(Request):
 
 class UnitCreate(Request):
     code: UnitCode
-    name: Annotated[str, Field(min_length=1, max_length=100)]
+    name: Annotated[str, Field(min_length=1, max_length=100, pattern=PRINTABLE_LINE_PATTERN)]
     kind: Literal["time", "currency"]
     decimals: Annotated[StrictInt, Field(ge=0, le=6)] = 0
     default_min_balance: MinBalance = 0

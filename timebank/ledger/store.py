@@ -72,6 +72,8 @@ JOURNAL_AFTER_LAST = datetime(9999, 1, 1, tzinfo=UTC)
 # request wrote nothing and may be retried with the same transaction id.
 CONNECTION_SQLSTATE_CLASS = "08"
 SERVER_GOING_AWAY_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
+# Text PostgreSQL cannot hold: a NUL character, or one outside the encoding.
+UNSTORABLE_TEXT_SQLSTATES = frozenset({"22021", "22P05"})
 
 
 def _translate(error: asyncpg.PostgresError) -> LedgerError | None:
@@ -87,6 +89,8 @@ def _translate(error: asyncpg.PostgresError) -> LedgerError | None:
         if error.constraint_name == "transactions_reversed_once":
             return AlreadyReversed("the transaction was reversed by a concurrent request")
         return DuplicateName(detail=error.detail or "already exists")
+    if sqlstate in UNSTORABLE_TEXT_SQLSTATES:
+        return ValidationError("the text holds a character that cannot be stored (such as NUL)")
     if isinstance(error, asyncpg.CheckViolationError | asyncpg.StringDataRightTruncationError):
         return ValidationError(f"refused by the ledger's constraints: {error.constraint_name}")
     return None
