@@ -18,6 +18,7 @@ from timebank.api import (  # noqa: F401 (each module declares its operations on
     auth,
     communities,
     health,
+    log,
     me,
     transactions,
     webhooks,
@@ -33,12 +34,16 @@ from timebank.keys import (
     DIRECTORY,
     IDENTITIES,
     LEDGER,
+    LOG,
     SETTINGS,
     SIGNING_KEYS,
     WEBHOOKS,
 )
 from timebank.ledger.errors import DatabaseUnavailable
 from timebank.ledger.store import LedgerStore
+from timebank.log.checkpointer import checkpoint_forever
+from timebank.log.store import LogKeys, LogStore
+from timebank.logging import flush_logs, flush_logs_forever
 from timebank.migrations import migrated_database
 from timebank.settings import Settings
 from timebank.webhooks.subscriptions import Subscriptions
@@ -92,18 +97,25 @@ def create_app(settings: Settings, *, prepare: Preparation | None = None) -> web
             app[LEDGER] = store
             app[SIGNING_KEYS] = keys
             app[IDENTITIES] = IdentityService(pool, settings, keys)
-            app[DIRECTORY] = Directory(pool)
+            app[DIRECTORY] = Directory(pool, actor_cache_ttl_s=settings.access_cache_ttl_s)
             app[WEBHOOKS] = Subscriptions(pool)
+            app[LOG] = LogStore(
+                pool, LogKeys(signing_keys_directory(settings) / "log"), settings.log_origin_prefix
+            )
             if prepare is not None:
                 await prepare(store, app[DIRECTORY])
             sweeper = asyncio.create_task(
                 expire_pending_forever(store, settings.expiry_sweep_interval_s)
             )
+            checkpointer = asyncio.create_task(
+                checkpoint_forever(app[LOG], settings.log_checkpoint_interval_s)
+            )
             async with webhook_delivery(pool, settings):
                 yield
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for task in (sweeper, checkpointer):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await store.drain()
 
     app.cleanup_ctx.append(database_context)
@@ -114,6 +126,7 @@ async def serve(settings: Settings, *, prepare: Preparation | None = None) -> No
     """Runs the HTTP server until SIGINT or SIGTERM, then shuts down cleanly."""
     app = create_app(settings, prepare=prepare)
     runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_GRACE_S, access_log=None)
+    log_flusher = asyncio.create_task(flush_logs_forever())
     await runner.setup()
     try:
         site = web.TCPSite(runner, settings.host, settings.port)
@@ -127,3 +140,5 @@ async def serve(settings: Settings, *, prepare: Preparation | None = None) -> No
         logger.info("stopping")
     finally:
         await runner.cleanup()
+        log_flusher.cancel()
+        flush_logs()

@@ -9,6 +9,7 @@ from timebank.auth.directory import Directory
 from timebank.auth.service import IdentityService
 from timebank.auth.signing_keys import KeyRing
 from timebank.ledger.store import LedgerStore
+from timebank.log.store import LogStore
 from timebank.settings import Settings
 from timebank.webhooks.subscriptions import Subscriptions
 
@@ -19,3 +20,4 @@ SIGNING_KEYS = web.AppKey("signing_keys", KeyRing)
 IDENTITIES = web.AppKey("identities", IdentityService)
 DIRECTORY = web.AppKey("directory", Directory)
 WEBHOOKS = web.AppKey("webhooks", Subscriptions)
+LOG = web.AppKey("log", LogStore)

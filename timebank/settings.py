@@ -42,8 +42,29 @@ class Settings(BaseSettings):
     database_pool_min_size: int = Field(default=2, ge=1, le=200)
     database_pool_max_size: int = Field(default=20, ge=1, le=200)
     database_command_timeout_s: float = Field(default=30.0, gt=0)
+    log_origin_prefix: str = Field(
+        default="timebank.local",
+        pattern=r"^[^\s+/][^\s+]{0,100}$",
+        description="First part of each community's log origin (<prefix>/<slug>): say "
+        "where the service lives, e.g. timebank.example.org. Fixed at a community's "
+        "first checkpoint.",
+    )
+    log_checkpoint_interval_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=3600,
+        description="How often a community whose log grew gets a new signed checkpoint.",
+    )
+    access_cache_ttl_s: float = Field(
+        default=2.0,
+        ge=0,
+        le=60,
+        description="How long a caller's role in a community is remembered between "
+        "requests (0: never). Changes made through this process apply at once; those "
+        "made through another process within this delay.",
+    )
     coalesce_in_flight_max: int = Field(
-        default=4,
+        default=1,
         ge=1,
         le=64,
         description="Database calls posting single transactions at once; those arriving "

@@ -250,6 +250,15 @@ CALLS: dict[str, Call] = {
     # Audit.
     "journal": Call("GET", f"{C}/transactions", addressed="community"),
     "trial_balance": Call("GET", f"{C}/trial-balance", addressed="community"),
+    # The log.
+    "log_checkpoint": Call("GET", f"{C}/log/checkpoint", addressed="community"),
+    "sign_checkpoint": Call("POST", f"{C}/log/checkpoints", addressed="community"),
+    "log_entries": Call("GET", f"{C}/log/entries?start=0&end=2", addressed="community"),
+    "log_inclusion": Call("GET", f"{C}/log/proofs/inclusion?index=0&size=1", addressed="community"),
+    "log_consistency": Call(
+        "GET", f"{C}/log/proofs/consistency?first=1&second=1", addressed="community"
+    ),
+    "log_keys": Call("GET", f"{C}/log/keys", addressed="community"),
     # Webhooks.
     "subscribe": Call(
         "POST",
@@ -382,6 +391,19 @@ MATRIX: dict[str, dict[Expected, str]] = {
     # The whole ledger: treasurers, admins and clients with audit:read.
     "journal": {200: "treasurer admin full", 403: "alice bob operator agency directory"},
     "trial_balance": {200: "treasurer admin full", 403: "alice bob operator agency directory"},
+    # The log holds no personal data: every member reads it, and clients with
+    # audit:read; operators are not members.
+    **{
+        name: {200: "admin treasurer alice bob full", 403: "operator agency directory"}
+        for name in (
+            "log_checkpoint",
+            "sign_checkpoint",
+            "log_entries",
+            "log_inclusion",
+            "log_consistency",
+            "log_keys",
+        )
+    },
     # Webhooks: admins and clients with webhooks:manage (not operators: the
     # deliveries carry the members' transactions).
     "subscribe": {201: "admin full", 403: "operator treasurer alice directory agency"},

@@ -561,3 +561,56 @@ class Jwks(BaseModel):
 class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     database: Literal["ok", "unreachable"] | None = None
+
+
+# The log.
+
+LeafIndex = Annotated[int, Field(ge=0, le=2**62)]
+TreeSize = Annotated[int, Field(ge=1, le=2**62)]
+LOG_ENTRIES_PAGE_MAX = 1_000
+
+
+class CheckpointOut(BaseModel):
+    origin: str
+    tree_size: int
+    root_hash: str = Field(description="Base64 (standard) of the 32-byte root.")
+    note: str = Field(description="The checkpoint as a C2SP signed note, exactly as signed.")
+    created_at: datetime
+
+
+class LogKeysOut(BaseModel):
+    keys: list[str] = Field(description="Verifier keys: <name>+<hex key id>+<base64 key>.")
+
+
+class LogEntriesQuery(Query):
+    start: LeafIndex = 0
+    end: LeafIndex | None = Field(
+        default=None, description="Exclusive; at most 1,000 entries after start."
+    )
+
+
+class LogEntriesOut(BaseModel):
+    start: int
+    entries: list[str] = Field(description="Each entry's exact bytes, as UTF-8 text.")
+
+
+class InclusionQuery(Query):
+    index: LeafIndex
+    size: TreeSize
+
+
+class InclusionOut(BaseModel):
+    leaf_index: int
+    tree_size: int
+    hashes: list[str] = Field(description="RFC 9162 inclusion path, base64 (standard).")
+
+
+class ConsistencyQuery(Query):
+    first: TreeSize
+    second: TreeSize
+
+
+class ConsistencyOut(BaseModel):
+    first: int
+    second: int
+    hashes: list[str] = Field(description="RFC 9162 consistency proof, base64 (standard).")

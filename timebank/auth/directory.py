@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from timebank.ledger.store import run_translated
 CLIENT_SECRET_BYTES = 32
 # Accounts never change owner, so who owns one is cached for the process's life.
 ACCOUNT_OWNERS_CACHED_MAX = 200_000
+ACTORS_CACHED_MAX = 100_000
 DIRECTORY_PAGE_SIZE_MAX = 500
 
 
@@ -78,9 +80,16 @@ def _community(row: asyncpg.Record) -> Community:
 
 
 class Directory:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, actor_cache_ttl_s: float = 0.0) -> None:
         self._pool = pool
         self._account_owners: dict[tuple[uuid.UUID, uuid.UUID], uuid.UUID] = {}
+        # (principal, community slug or id) -> community, actor, until (monotonic s).
+        self._actors: dict[tuple[str, object], tuple[Community, Actor, float]] = {}
+        self._actor_cache_ttl_s = actor_cache_ttl_s
+
+    def forget_actors(self) -> None:
+        """Drops every remembered standing: roles, agents or clients changed."""
+        self._actors.clear()
 
     async def account_owners(
         self, community_id: uuid.UUID, account_ids: Sequence[uuid.UUID]
@@ -127,6 +136,24 @@ class Directory:
         Forbidden for a principal with none there, UnknownCommunity if it does not exist."""
         assert (slug is None) != (community_id is None), "a slug or an id"
         key: object = slug if slug is not None else community_id
+        cache_key = (principal.label, key)
+        remembered = self._actors.get(cache_key)
+        if remembered is not None and remembered[2] > time.monotonic():
+            return remembered[0], remembered[1]
+        community, actor = await self._resolve_actor(principal, slug, key)
+        if self._actor_cache_ttl_s > 0:
+            if len(self._actors) >= ACTORS_CACHED_MAX:
+                self._actors.clear()
+            self._actors[cache_key] = (
+                community,
+                actor,
+                time.monotonic() + self._actor_cache_ttl_s,
+            )
+        return community, actor
+
+    async def _resolve_actor(
+        self, principal: Principal, slug: str | None, key: object
+    ) -> tuple[Community, Actor]:
         if principal.client is not None:
             query = (
                 queries.SELECT_CLIENT_ACTOR_BY_SLUG
@@ -134,7 +161,7 @@ class Directory:
                 else queries.SELECT_CLIENT_ACTOR_BY_ID
             )
             row = await self._fetchrow(query, key, principal.client.client_id)
-            _require_community(row, slug, community_id)
+            _require_community(row, key)
             assert row is not None
             if not row["client_active"]:
                 raise Forbidden("this client does not belong to this community or was revoked")
@@ -148,7 +175,7 @@ class Directory:
             else queries.SELECT_PERSON_ACTOR_BY_ID
         )
         row = await self._fetchrow(query, key, principal.person_id)
-        _require_community(row, slug, community_id)
+        _require_community(row, key)
         assert row is not None
         actor = person_actor(
             row["id"],
@@ -247,6 +274,7 @@ class Directory:
                 return party_id
 
         party_id = await run_translated(create)
+        self.forget_actors()
         (member,) = await self._members_where(community_id, party_id=party_id)
         return member
 
@@ -375,6 +403,7 @@ class Directory:
                 queries.INSERT_AGENT, community_id, organization_id, person_id
             )
         )
+        self.forget_actors()
         return await self.organization(community_id, organization_id)
 
     # API clients.
@@ -429,6 +458,7 @@ class Directory:
         revoked = await run_translated(
             lambda: self._pool.fetchval(queries.REVOKE_CLIENT, community_id, client_id)
         )
+        self.forget_actors()
         return revoked is not None
 
     async def party_kind(self, community_id: uuid.UUID, party_id: uuid.UUID) -> str | None:
@@ -436,8 +466,6 @@ class Directory:
         return None if row is None else str(row["kind"])
 
 
-def _require_community(
-    row: asyncpg.Record | None, slug: str | None, community_id: uuid.UUID | None
-) -> None:
+def _require_community(row: asyncpg.Record | None, key: object) -> None:
     if row is None:
-        raise UnknownCommunity(community=slug or str(community_id))
+        raise UnknownCommunity(community=str(key))

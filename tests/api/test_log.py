@@ -1,0 +1,125 @@
+"""The community's log over HTTP: signed checkpoints that verify with the published
+keys, entries that hash to the checkpoint's root, and proofs that check out."""
+
+from __future__ import annotations
+
+import base64
+
+from tests.api.conftest import ApiClient
+from tests.api.world import World, build_world, expect, transfer
+from timebank.log import merkle
+from timebank.log.note import parse_checkpoint, parse_verifier_key, verify_note
+
+
+async def checkpoint_of(api: ApiClient, world: World) -> dict[str, object]:
+    body: dict[str, object] = await expect(
+        await api.post(f"/v1/communities/{world.slug}/log/checkpoints", headers=world.alice.auth),
+        200,
+    )
+    return body
+
+
+async def test_checkpoints_entries_and_proofs_check_out(api: ApiClient, world: World) -> None:
+    """What the API serves is enough to check the log: the note verifies with the
+    published key, the entries hash to its root, and every proof verifies."""
+    for amount in (10, 20):
+        await expect(
+            await api.post(
+                "/v1/transactions",
+                json=transfer(world, world.alice, world.bob, amount),
+                headers=world.alice.auth,
+            ),
+            201,
+        )
+    first = await checkpoint_of(api, world)
+    keys = await expect(
+        await api.get(f"/v1/communities/{world.slug}/log/keys", headers=world.bob.auth), 200
+    )
+    verifiers = [parse_verifier_key(key) for key in keys["keys"]]
+    verified = verify_note(str(first["note"]), verifiers)
+    checkpoint = parse_checkpoint(verified.body)
+    assert (checkpoint.origin, checkpoint.tree_size) == (first["origin"], first["tree_size"])
+    assert checkpoint.origin == f"timebank.local/{world.slug}"
+    entries = await expect(
+        await api.get(
+            f"/v1/communities/{world.slug}/log/entries",
+            params={"start": 0, "end": checkpoint.tree_size},
+            headers=world.treasurer.auth,
+        ),
+        200,
+    )
+    leaves = [merkle.leaf_hash(entry.encode()) for entry in entries["entries"]]
+    assert len(leaves) == checkpoint.tree_size
+    assert merkle.root_of(leaves) == checkpoint.root_hash
+    for index in (0, checkpoint.tree_size // 2, checkpoint.tree_size - 1):
+        proof = await expect(
+            await api.get(
+                f"/v1/communities/{world.slug}/log/proofs/inclusion",
+                params={"index": index, "size": checkpoint.tree_size},
+                headers=world.bob.auth,
+            ),
+            200,
+        )
+        hashes = [base64.b64decode(item) for item in proof["hashes"]]
+        assert merkle.verify_inclusion(
+            leaves[index], index, checkpoint.tree_size, hashes, checkpoint.root_hash
+        )
+    await expect(
+        await api.post(
+            "/v1/transactions",
+            json=transfer(world, world.bob, world.alice, 5),
+            headers=world.bob.auth,
+        ),
+        201,
+    )
+    second = parse_checkpoint(
+        verify_note(str((await checkpoint_of(api, world))["note"]), verifiers).body
+    )
+    assert second.tree_size == checkpoint.tree_size + 1
+    consistency = await expect(
+        await api.get(
+            f"/v1/communities/{world.slug}/log/proofs/consistency",
+            params={"first": checkpoint.tree_size, "second": second.tree_size},
+            headers=world.bob.auth,
+        ),
+        200,
+    )
+    assert merkle.verify_consistency(
+        checkpoint.tree_size,
+        second.tree_size,
+        checkpoint.root_hash,
+        second.root_hash,
+        [base64.b64decode(item) for item in consistency["hashes"]],
+    )
+
+
+async def test_proofs_beyond_the_checkpoint_are_refused(api: ApiClient, world: World) -> None:
+    size = int(str((await checkpoint_of(api, world))["tree_size"]))
+    for params in ({"index": size, "size": size}, {"index": 0, "size": size + 5}):
+        problem = await expect(
+            await api.get(
+                f"/v1/communities/{world.slug}/log/proofs/inclusion",
+                params=params,
+                headers=world.alice.auth,
+            ),
+            422,
+        )
+        assert problem["code"] == "validation_error"
+    too_many = await expect(
+        await api.get(
+            f"/v1/communities/{world.slug}/log/entries",
+            params={"start": 0, "end": 5000},
+            headers=world.alice.auth,
+        ),
+        422,
+    )
+    assert too_many["code"] == "validation_error"
+
+
+async def test_another_communitys_log_is_not_yours(api: ApiClient, world: World) -> None:
+    other = await build_world(api)
+    problem = await expect(
+        await api.get(f"/v1/communities/{world.slug}/log/checkpoint", headers=other.admin.auth),
+        403,
+    )
+    assert problem["code"] == "forbidden"

@@ -1,0 +1,240 @@
+"""The log in PostgreSQL: its entries (appended by the database itself, see
+sql/0005_log.sql), the tree's nodes and the signed checkpoints, which the
+checkpointer adds; proofs are read from the stored nodes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import asyncpg
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from timebank.auth.signing_keys import create_private_key_file, read_private_key_file
+from timebank.database import DatabaseConnection
+from timebank.ledger.store import run_translated
+from timebank.log import merkle, queries
+from timebank.log.note import (
+    Checkpoint,
+    Verifier,
+    format_checkpoint,
+    format_verifier_key,
+    sign_note,
+)
+
+# Entries read and hashed per round trip while a checkpoint catches up.
+ENTRIES_PER_READ = 10_000
+LOG_KEY_FILE_SUFFIX = ".log.ed25519.pem"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCheckpoint:
+    tree_size: int
+    root_hash: bytes
+    note: str
+    created_at: datetime
+
+
+class NodeReader:
+    """Stored perfect-subtree hashes, fetched in one round trip for what a proof
+    or a frontier needs."""
+
+    def __init__(self, nodes: dict[tuple[int, int], bytes]) -> None:
+        self._nodes = nodes
+
+    def __call__(self, level: int, index: int) -> bytes:
+        try:
+            return self._nodes[(level, index)]
+        except KeyError:
+            raise merkle.InvalidTreeArgument(f"no stored node ({level}, {index})") from None
+
+    @classmethod
+    async def load(
+        cls,
+        connection: DatabaseConnection | asyncpg.Pool,
+        community_id: uuid.UUID,
+        wanted: Sequence[tuple[int, int]],
+    ) -> NodeReader:
+        rows = await connection.fetch(
+            queries.SELECT_NODES,
+            community_id,
+            [level for level, _ in wanted],
+            [index for _, index in wanted],
+        )
+        return cls({(row["level"], row["index"]): bytes(row["hash"]) for row in rows})
+
+
+class RecordingReader:
+    """Answers every node with a placeholder and records which were asked: running
+    a proof once with it tells which nodes to fetch."""
+
+    def __init__(self) -> None:
+        self.wanted: list[tuple[int, int]] = []
+
+    def __call__(self, level: int, index: int) -> bytes:
+        self.wanted.append((level, index))
+        return bytes(32)
+
+
+class LogKeys:
+    """Each community's log key (Ed25519), made at its first checkpoint in the data
+    directory (readable by the service's user only)."""
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+        self._keys: dict[uuid.UUID, Ed25519PrivateKey] = {}
+
+    def key_of(self, community_id: uuid.UUID) -> Ed25519PrivateKey:
+        key = self._keys.get(community_id)
+        if key is None:
+            self._directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            path = self._directory / f"{community_id}{LOG_KEY_FILE_SUFFIX}"
+            try:
+                key = create_private_key_file(path)
+            except FileExistsError:
+                key = read_private_key_file(path)
+            self._keys[community_id] = key
+        return key
+
+
+class LogStore:
+    def __init__(self, pool: asyncpg.Pool, keys: LogKeys, origin_prefix: str) -> None:
+        self._pool = pool
+        self._keys = keys
+        self._origin_prefix = origin_prefix
+
+    async def communities_behind(self) -> list[tuple[uuid.UUID, str]]:
+        """Communities (id, slug) whose log grew since their last checkpoint."""
+        rows = await run_translated(lambda: self._pool.fetch(queries.SELECT_BEHIND))
+        return [(row["community_id"], row["slug"]) for row in rows]
+
+    async def size(self, community_id: uuid.UUID) -> int:
+        size = await run_translated(lambda: self._pool.fetchval(queries.SELECT_SIZE, community_id))
+        assert isinstance(size, int)
+        return size
+
+    async def verifier(
+        self, connection: DatabaseConnection, community_id: uuid.UUID, slug: str
+    ) -> Verifier:
+        """The community's origin and log key, recorded on first use."""
+        origin = await connection.fetchval(queries.SELECT_ORIGIN, community_id)
+        if origin is None:
+            await connection.execute(
+                queries.INSERT_ORIGIN, community_id, f"{self._origin_prefix}/{slug}"
+            )
+            origin = await connection.fetchval(queries.SELECT_ORIGIN, community_id)
+        key = self._keys.key_of(community_id)
+        verifier = Verifier.from_public_key(origin, key.public_key())
+        await connection.execute(queries.INSERT_KEY, community_id, format_verifier_key(verifier))
+        return verifier
+
+    async def checkpoint(self, community_id: uuid.UUID, slug: str) -> StoredCheckpoint | None:
+        """Extends the stored tree to the log's size and signs a checkpoint of it;
+        None when another process is doing it. The latest one if nothing is new."""
+
+        async def run() -> StoredCheckpoint | None:
+            async with self._pool.acquire() as connection, connection.transaction():
+                if not await connection.fetchval(queries.TRY_LOCK_COMMUNITY, community_id):
+                    return None
+                return await self._checkpoint(connection, community_id, slug)
+
+        return await run_translated(run)
+
+    async def _checkpoint(
+        self, connection: DatabaseConnection, community_id: uuid.UUID, slug: str
+    ) -> StoredCheckpoint:
+        verifier = await self.verifier(connection, community_id, slug)
+        latest = await connection.fetchrow(queries.SELECT_LATEST_CHECKPOINT, community_id)
+        old_size = latest["tree_size"] if latest is not None else 0
+        size = await connection.fetchval(queries.SELECT_SIZE, community_id)
+        if latest is not None and size == old_size:
+            return _stored(latest)
+        recorder = RecordingReader()
+        merkle.frontier_of(old_size, recorder)
+        reader = await NodeReader.load(connection, community_id, recorder.wanted)
+        frontier = merkle.frontier_of(old_size, reader)
+        tree_size = old_size
+        while tree_size < size:
+            rows = await connection.fetch(
+                queries.SELECT_ENTRIES,
+                community_id,
+                tree_size,
+                min(size, tree_size + ENTRIES_PER_READ),
+            )
+            levels: list[int] = []
+            indexes: list[int] = []
+            hashes: list[bytes] = []
+            for row in rows:
+                assert row["leaf_index"] == tree_size, "the log has no gap"
+                appended = merkle.append_with_nodes(
+                    frontier, tree_size, merkle.leaf_hash(bytes(row["entry"]))
+                )
+                frontier = appended.frontier
+                tree_size += 1
+                for node in appended.new_nodes:
+                    levels.append(node.level)
+                    indexes.append(node.index)
+                    hashes.append(node.digest)
+            await connection.execute(queries.INSERT_NODES, community_id, levels, indexes, hashes)
+        root = merkle.root_from_frontier(frontier, size)
+        body = format_checkpoint(Checkpoint(verifier.name, size, root))
+        note = sign_note(body, verifier.name, self._keys.key_of(community_id))
+        created_at = await connection.fetchval(
+            queries.INSERT_CHECKPOINT, community_id, size, root, note
+        )
+        return StoredCheckpoint(size, root, note, created_at)
+
+    async def latest_checkpoint(self, community_id: uuid.UUID) -> StoredCheckpoint | None:
+        row = await run_translated(
+            lambda: self._pool.fetchrow(queries.SELECT_LATEST_CHECKPOINT, community_id)
+        )
+        return None if row is None else _stored(row)
+
+    async def checkpoint_at(
+        self, community_id: uuid.UUID, tree_size: int
+    ) -> StoredCheckpoint | None:
+        row = await run_translated(
+            lambda: self._pool.fetchrow(queries.SELECT_CHECKPOINT, community_id, tree_size)
+        )
+        return None if row is None else _stored(row)
+
+    async def entries(self, community_id: uuid.UUID, start: int, end: int) -> list[bytes]:
+        rows = await run_translated(
+            lambda: self._pool.fetch(queries.SELECT_ENTRIES, community_id, start, end)
+        )
+        return [bytes(row["entry"]) for row in rows]
+
+    async def verifier_keys(self, community_id: uuid.UUID) -> list[str]:
+        rows = await run_translated(lambda: self._pool.fetch(queries.SELECT_KEYS, community_id))
+        return [row["vkey"] for row in rows]
+
+    async def inclusion_proof(
+        self, community_id: uuid.UUID, leaf_index: int, tree_size: int
+    ) -> list[bytes]:
+        """The proof that leaf `leaf_index` is in the tree of `tree_size` leaves
+        (which must have been checkpointed)."""
+        recorder = RecordingReader()
+        merkle.inclusion_proof(leaf_index, tree_size, recorder)
+        reader = await run_translated(
+            lambda: NodeReader.load(self._pool, community_id, recorder.wanted)
+        )
+        return merkle.inclusion_proof(leaf_index, tree_size, reader)
+
+    async def consistency_proof(
+        self, community_id: uuid.UUID, old_size: int, new_size: int
+    ) -> list[bytes]:
+        recorder = RecordingReader()
+        merkle.consistency_proof(old_size, new_size, recorder)
+        reader = await run_translated(
+            lambda: NodeReader.load(self._pool, community_id, recorder.wanted)
+        )
+        return merkle.consistency_proof(old_size, new_size, reader)
+
+
+def _stored(row: asyncpg.Record) -> StoredCheckpoint:
+    return StoredCheckpoint(
+        row["tree_size"], bytes(row["root_hash"]), row["note"], row["created_at"]
+    )
