@@ -6,7 +6,7 @@ import asyncio
 import uuid
 
 from tests.api.conftest import ApiClient
-from tests.api.world import HOURS, World, expect, transfer
+from tests.api.world import GREEN, HOURS, World, add_member, expect, transfer
 
 
 async def test_a_transfer_answers_201_then_200_with_the_same_body_on_retry(
@@ -264,3 +264,51 @@ async def test_a_member_cannot_post_a_transaction_debiting_someone_else(
         await expect(await api.post("/v1/transactions", json=postings, headers=world.bob.auth), 403)
     )["code"] == "forbidden"
     await expect(await api.post("/v1/transactions", json=postings, headers=world.alice.auth), 201)
+
+
+async def test_the_ledgers_refusals_keep_their_codes_over_http(
+    api: ApiClient, world: World
+) -> None:
+    """Each rule the ledger names answers its own code: the same account twice,
+    postings that do not balance, a zero posting, accounts of another unit, and a
+    closed account."""
+    same = transfer(world, world.alice, world.alice, 5)
+    assert (
+        await expect(await api.post("/v1/transactions", json=same, headers=world.alice.auth), 422)
+    )["code"] == "accounts_must_be_different"
+
+    def postings(*legs: tuple[uuid.UUID, int], unit: str | None = None) -> dict[str, object]:
+        body: dict[str, object] = {
+            "id": str(uuid.uuid4()),
+            "community": world.slug,
+            "postings": [{"account": str(account), "amount": amount} for account, amount in legs],
+        }
+        if unit is not None:
+            body["unit"] = unit
+        return body
+
+    alice_hours, bob_hours = world.alice.accounts[HOURS], world.bob.accounts[HOURS]
+    cases = [
+        (postings((alice_hours, -5), (bob_hours, 4)), "postings_must_balance"),
+        (postings((alice_hours, 0), (bob_hours, 0)), "amount_must_be_positive"),
+        (postings((alice_hours, -5), (bob_hours, 5), unit=GREEN), "unit_mismatch"),
+    ]
+    for body, code in cases:
+        problem = await expect(
+            await api.post("/v1/transactions", json=body, headers=world.alice.auth), 422
+        )
+        assert problem["code"] == code, body
+    carol = await add_member(api, world.slug, world.admin, "Carol", "member")
+    await expect(
+        await api.patch(
+            f"/v1/accounts/{carol.accounts[HOURS]}",
+            json={"status": "closed"},
+            headers=world.admin.auth,
+        ),
+        200,
+    )
+    closed = transfer(world, world.alice, carol, 5)
+    problem = await expect(
+        await api.post("/v1/transactions", json=closed, headers=world.alice.auth), 409
+    )
+    assert problem["code"] == "account_closed"

@@ -148,3 +148,25 @@ def forged_token(ring: KeyRing, forge: str) -> str:
         return ring.sign({name: value for name, value in claims().items() if name != "sub"})
     assert forge == "garbage"
     return "not.a.token"
+
+
+def test_a_remembered_token_still_expires(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Verified tokens are remembered, but never past their expiry (plus the clock
+    skew allowed): a token that was fine a minute ago is refused once expired."""
+    ring = KeyRing.load_or_create(tmp_path)
+    token = ring.sign(claims())
+    assert ring.verify(token, audience=AUDIENCE, issuer=ISSUER)["sub"] == "person-1"
+    assert ring.verify(token, audience=AUDIENCE, issuer=ISSUER)["sub"] == "person-1"
+    later = time.time() + 900 + 31
+    monkeypatch.setattr("timebank.auth.signing_keys.time.time", lambda: later)
+    with pytest.raises(Unauthenticated):
+        ring.verify(token, audience=AUDIENCE, issuer=ISSUER)
+
+
+def test_a_remembered_token_is_checked_against_each_audience(tmp_path: Path) -> None:
+    """Remembering a token for one audience says nothing of another."""
+    ring = KeyRing.load_or_create(tmp_path)
+    token = ring.sign(claims())
+    ring.verify(token, audience=AUDIENCE, issuer=ISSUER)
+    with pytest.raises(Unauthenticated):
+        ring.verify(token, audience="elsewhere", issuer=ISSUER)

@@ -30,15 +30,28 @@ SELECT_CHECKPOINT = """
 SELECT tree_size, root_hash, note, created_at FROM log_checkpoints
  WHERE community_id = $1 AND tree_size = $2
 """
+# Stored interior nodes, and leaf hashes (level 0) computed from the entries.
 SELECT_NODES = """
 SELECT n.level, n.index, n.hash
   FROM unnest($2::smallint[], $3::bigint[]) AS w(level, index)
   JOIN log_nodes n ON n.community_id = $1 AND n.level = w.level AND n.index = w.index
+ WHERE w.level > 0
+UNION ALL
+SELECT 0::smallint, e.leaf_index, sha256('\\x00'::bytea || e.entry)
+  FROM unnest($2::smallint[], $3::bigint[]) AS w(level, index)
+  JOIN log_entries e ON e.community_id = $1 AND e.leaf_index = w.index
+ WHERE w.level = 0
 """
 INSERT_NODES = """
 INSERT INTO log_nodes (community_id, level, index, hash)
 SELECT $1, level, index, hash
   FROM unnest($2::smallint[], $3::bigint[], $4::bytea[]) AS n(level, index, hash)
+"""
+# Leaf hashes (RFC 9162: SHA-256 of 0x00 || entry), hashed where the entries are.
+SELECT_LEAF_HASHES = """
+SELECT leaf_index, sha256('\\x00'::bytea || entry) AS leaf_hash FROM log_entries
+ WHERE community_id = $1 AND leaf_index >= $2 AND leaf_index < $3
+ ORDER BY leaf_index
 """
 SELECT_ENTRIES = """
 SELECT leaf_index, entry FROM log_entries

@@ -4,6 +4,7 @@ checkpointer adds; proofs are read from the stored nodes."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,7 +27,8 @@ from timebank.log.note import (
 )
 
 # Entries read and hashed per round trip while a checkpoint catches up.
-ENTRIES_PER_READ = 10_000
+ENTRIES_PER_READ = 1_000
+LEAVES_BETWEEN_YIELDS = 64
 LOG_KEY_FILE_SUFFIX = ".log.ed25519.pem"
 
 
@@ -159,7 +161,7 @@ class LogStore:
         tree_size = old_size
         while tree_size < size:
             rows = await connection.fetch(
-                queries.SELECT_ENTRIES,
+                queries.SELECT_LEAF_HASHES,
                 community_id,
                 tree_size,
                 min(size, tree_size + ENTRIES_PER_READ),
@@ -167,14 +169,17 @@ class LogStore:
             levels: list[int] = []
             indexes: list[int] = []
             hashes: list[bytes] = []
-            for row in rows:
+            for position, row in enumerate(rows):
                 assert row["leaf_index"] == tree_size, "the log has no gap"
-                appended = merkle.append_with_nodes(
-                    frontier, tree_size, merkle.leaf_hash(bytes(row["entry"]))
-                )
+                if position % LEAVES_BETWEEN_YIELDS == 0:
+                    # Let requests through: a long catch-up must not stall them.
+                    await asyncio.sleep(0)
+                appended = merkle.append_with_nodes(frontier, tree_size, bytes(row["leaf_hash"]))
                 frontier = appended.frontier
                 tree_size += 1
-                for node in appended.new_nodes:
+                # Leaves are not stored twice: their hashes come from the entries.
+                for node in appended.new_nodes[1:]:
+                    assert node.level > 0
                     levels.append(node.level)
                     indexes.append(node.index)
                     hashes.append(node.digest)
