@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from pydantic import ValidationError as SettingsValidationError
 
@@ -16,6 +17,7 @@ from timebank.database import DatabaseError
 from timebank.demo import create_demo_community
 from timebank.errors import TimebankError
 from timebank.ledger.invariants import check_invariants
+from timebank.log.audit import BundleError, check_logs, export_bundle, verify_bundle
 from timebank.logging import configure_logging
 from timebank.migrations import MigrationError, migrated_database
 from timebank.settings import Settings
@@ -48,7 +50,22 @@ def _parser() -> argparse.ArgumentParser:
     operator.add_argument("--email", required=True)
     operator.add_argument("--password", required=True)
     operator.add_argument("--name", default="Operator", help="display name")
-    commands.add_parser("check", help="verify the ledger's invariants; exit 1 if any fails")
+    commands.add_parser(
+        "check", help="verify the ledger's invariants and its log; exit 1 if any fails"
+    )
+    audit = commands.add_parser("audit", help="export or verify a community's log").add_subparsers(
+        dest="audit_command", required=True, metavar="AUDIT_COMMAND"
+    )
+    export = audit.add_parser("export", help="write a community's log bundle (JSON Lines)")
+    export.add_argument("--community", required=True, help="the community's slug")
+    export.add_argument("--output", type=Path, help="file to write (default: standard output)")
+    verify = audit.add_parser("verify", help="verify a log bundle offline; exit 1 if it fails")
+    verify.add_argument("bundle", type=Path)
+    verify.add_argument(
+        "--earlier",
+        type=Path,
+        help="a checkpoint (signed note) kept from before: the log must extend it",
+    )
     return parser
 
 
@@ -71,11 +88,42 @@ async def _create_operator(settings: Settings, email: str, password: str, name: 
 async def _check(settings: Settings) -> int:
     async with migrated_database(settings) as (pool, _), pool.acquire() as connection:
         violations = await check_invariants(connection)
+        violations += await check_logs(connection)
     if not violations:
         print("ledger invariants hold")
         return EXIT_OK
     for violation in violations:
         print(f"invariant broken: {violation.describe()}")
+    return EXIT_FAILED
+
+
+async def _export(settings: Settings, slug: str, output: Path | None) -> int:
+    async with migrated_database(settings) as (pool, _), pool.acquire() as connection:
+        if output is None:
+            size = await export_bundle(connection, slug, sys.stdout)
+        else:
+            with output.open("w", encoding="utf-8") as file:
+                size = await export_bundle(connection, slug, file)
+    print(f"exported {size} log entries of {slug}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _verify(bundle: Path, earlier: Path | None) -> int:
+    """Offline: no database, no settings beyond the command line."""
+
+    def progress(done: int, total: int) -> None:
+        print(f"verified {done:,} of {total:,} entries", file=sys.stderr, flush=True)
+
+    note = earlier.read_text(encoding="utf-8") if earlier is not None else None
+    result = verify_bundle(bundle, earlier_checkpoint=note, progress=progress)
+    if result.ok:
+        print(
+            f"log of {result.origin} verified: {result.size:,} entries,"
+            f" {result.checkpoints_verified} signed checkpoints, {result.accounts:,} balances"
+        )
+        return EXIT_OK
+    for problem in result.problems:
+        print(f"verification failed: {problem}")
     return EXIT_FAILED
 
 
@@ -109,6 +157,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_migrate(settings))
         if arguments.command == "check":
             return asyncio.run(_check(settings))
+        if arguments.command == "audit" and arguments.audit_command == "verify":
+            return _verify(arguments.bundle, arguments.earlier)
+        if arguments.command == "audit":
+            return asyncio.run(_export(settings, arguments.community, arguments.output))
         if arguments.command == "admin":
             return asyncio.run(
                 _create_operator(settings, arguments.email, arguments.password, arguments.name)
@@ -117,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
             runner.run(serve(settings, prepare=prepare))
         return EXIT_OK
-    except (DatabaseError, MigrationError, TimebankError, OSError) as error:
+    except (DatabaseError, MigrationError, TimebankError, OSError, BundleError) as error:
         print(f"timebank: error: {error}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:

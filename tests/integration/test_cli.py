@@ -8,6 +8,7 @@ import re
 import signal
 import socket
 import sys
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -15,7 +16,10 @@ import aiohttp
 import asyncpg
 
 from tests.integration.helpers import sound_ledger
-from timebank.database import database_uri
+from timebank.database import create_pool, database_uri
+from timebank.ledger.models import PartyKind, TransactionRequest, UnitKind
+from timebank.ledger.store import LedgerStore
+from timebank.log.store import LogKeys, LogStore
 from timebank.settings import Settings
 
 STARTUP_TIMEOUT_S = 30.0
@@ -236,3 +240,71 @@ async def test_embedded_server_starts_is_reused_and_stops(tmp_path: Path) -> Non
         assert await connection.fetchval("SELECT note FROM kept") == "hi"
         await connection.close()
     assert not pid_file.exists()
+
+
+async def test_audit_export_verify_and_check_catch_a_rewrite(
+    create_database: Callable[[], Awaitable[str]], tmp_path: Path
+) -> None:
+    """`audit export` writes a bundle that `audit verify` accepts offline; after an
+    entry is rewritten in SQL, `check` names the log and `audit verify` fails."""
+    uri = await create_database()
+    assert (await run_cli("migrate", database_url=uri))[0] == 0
+    settings = Settings(database_url=uri, data_dir=tmp_path)
+    pool = await create_pool(uri, settings)
+    try:
+        store = LedgerStore(pool, settings)
+        community = await store.create_community("audited", "Audited")
+        unit = await store.create_unit(
+            community.id,
+            code="H",
+            name="Hours",
+            kind=UnitKind.TIME,
+            decimals=0,
+            default_min_balance=-600,
+            default_max_balance=600,
+        )
+        accounts = [
+            await store.open_account(
+                community.id,
+                owner_id=(await store.create_party(community.id, PartyKind.MEMBER, name)).id,
+                unit_id=unit.id,
+            )
+            for name in ("ann", "ben")
+        ]
+        await store.post(
+            TransactionRequest.transfer(
+                id=uuid.uuid4(),
+                community_id=community.id,
+                unit_code="H",
+                from_account=accounts[0].id,
+                to_account=accounts[1].id,
+                amount=45,
+            )
+        )
+        log = LogStore(pool, LogKeys(tmp_path / "keys" / "log"), "cli.test")
+        await log.checkpoint(community.id, community.slug)
+        bundle = tmp_path / "bundle.jsonl"
+        code, _, err = await run_cli(
+            "audit", "export", "--community", "audited", "--output", str(bundle), database_url=uri
+        )
+        assert code == 0, err
+        code, out, _ = await run_cli("audit", "verify", str(bundle), database_url="unused")
+        assert (code, out.split(":")[0]) == (0, "log of cli.test/audited verified")
+        async with pool.acquire() as connection, connection.transaction():
+            await connection.execute("SET LOCAL session_replication_role = replica")
+            await connection.execute(
+                "UPDATE log_entries SET entry = convert_to(replace(convert_from(entry, 'UTF8'),"
+                " ',45]', ',46]'), 'UTF8') WHERE community_id = $1",
+                community.id,
+            )
+    finally:
+        await pool.close()
+    code, out, _ = await run_cli("check", database_url=uri)
+    assert code == 1
+    assert "invariant broken: log_matches_ledger: community=audited" in out
+    code, _, _ = await run_cli(
+        "audit", "export", "--community", "audited", "--output", str(bundle), database_url=uri
+    )
+    code, out, _ = await run_cli("audit", "verify", str(bundle), database_url="unused")
+    assert code == 1
+    assert out.startswith("verification failed: entry ")
