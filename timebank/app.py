@@ -19,6 +19,7 @@ from timebank.api import (  # noqa: F401 (each module declares its operations on
     auth,
     communities,
     health,
+    keys,
     log,
     me,
     transactions,
@@ -34,6 +35,7 @@ from timebank.keys import (
     DATABASE_POOL,
     DIRECTORY,
     IDENTITIES,
+    KEYS,
     LEDGER,
     LOG,
     SETTINGS,
@@ -47,6 +49,7 @@ from timebank.log.store import LogKeys, LogStore
 from timebank.logging import flush_logs, flush_logs_forever
 from timebank.migrations import migrated_database
 from timebank.settings import Settings
+from timebank.signing.keys import KeyStore
 from timebank.webhooks.subscriptions import Subscriptions
 from timebank.webhooks.worker import webhook_delivery
 
@@ -100,6 +103,7 @@ def create_app(settings: Settings, *, prepare: Preparation | None = None) -> web
             app[IDENTITIES] = IdentityService(pool, settings, keys)
             app[DIRECTORY] = Directory(pool, actor_cache_ttl_s=settings.access_cache_ttl_s)
             app[WEBHOOKS] = Subscriptions(pool)
+            app[KEYS] = KeyStore(pool)
             app[LOG] = LogStore(
                 pool, LogKeys(signing_keys_directory(settings) / "log"), settings.log_origin_prefix
             )

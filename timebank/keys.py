@@ -11,6 +11,7 @@ from timebank.auth.signing_keys import KeyRing
 from timebank.ledger.store import LedgerStore
 from timebank.log.store import LogStore
 from timebank.settings import Settings
+from timebank.signing.keys import KeyStore
 from timebank.webhooks.subscriptions import Subscriptions
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -21,3 +22,4 @@ IDENTITIES = web.AppKey("identities", IdentityService)
 DIRECTORY = web.AppKey("directory", Directory)
 WEBHOOKS = web.AppKey("webhooks", Subscriptions)
 LOG = web.AppKey("log", LogStore)
+KEYS = web.AppKey("keys", KeyStore)

@@ -15,6 +15,7 @@ rows run in any order and alone."""
 
 from __future__ import annotations
 
+import base64
 import re
 import secrets
 import uuid
@@ -26,6 +27,8 @@ from typing import Any
 import pytest
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tests.api.world import HOURS, Person, World, build_world, expect
 from timebank.api.contract import Operation
@@ -84,12 +87,34 @@ def transfer(payer: str, payee: str, community: str = "{slug}", **extra: Any) ->
 
 
 C = "/v1/communities/{slug}"
+
+
+def new_public_key() -> str:
+    raw = (
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    )
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
 CALLS: dict[str, Call] = {
     # Communities and their administration.
     "create_community": Call(
         "POST", "/v1/communities", {"slug": "{new_slug}", "name": "Another town"}
     ),
     "read_community": Call("GET", C, addressed="community"),
+    "set_policy": Call("PATCH", C, {"signatures": "optional"}, addressed="community"),
+    # Device keys.
+    "register_key": Call(
+        "POST",
+        "/v1/me/keys",
+        {"community": "{slug}", "algorithm": "ed25519", "public_key": "{new_public_key}"},
+        addressed="community",
+    ),
+    "list_my_keys": Call("GET", "/v1/me/keys"),
+    "list_community_keys": Call("GET", f"{C}/keys", addressed="community"),
+    "revoke_alice_key": Call("DELETE", f"{C}/keys/{{alice_key}}", addressed="community"),
     "add_unit": Call(
         "POST",
         f"{C}/units",
@@ -317,6 +342,12 @@ Expected = int | tuple[int, str]
 MATRIX: dict[str, dict[Expected, str]] = {
     "create_community": {201: "operator", 403: "admin treasurer alice full stranger"},
     "read_community": {200: "operator admin treasurer alice bob full agency directory"},
+    "set_policy": {200: "admin", 403: "operator treasurer alice full"},
+    # Keys: members and clients hold keys; an operator is no member.
+    "register_key": {201: "admin treasurer alice bob full agency directory", 403: "operator"},
+    "list_my_keys": {200: "operator admin alice stranger full foreign revoked"},
+    "list_community_keys": {200: "admin treasurer alice full agency directory", 403: "operator"},
+    "revoke_alice_key": {204: "alice admin", 403: "bob treasurer operator full"},
     # Units, members, organizations and clients: admins, and operators anywhere.
     "add_unit": {201: "operator admin", 403: "treasurer alice full"},
     "add_member": {201: "operator admin", 403: "treasurer alice full"},
@@ -516,6 +547,22 @@ class Scene:
                 return f"T{secrets.token_hex(4)}"
             case "new_email":
                 return f"new-{secrets.token_hex(4)}@example.org"
+            case "new_public_key":
+                return new_public_key()
+            case "alice_key":
+                body = await expect(
+                    await self.api.post(
+                        "/v1/me/keys",
+                        json={
+                            "community": here.slug,
+                            "algorithm": "ed25519",
+                            "public_key": new_public_key(),
+                        },
+                        headers=here.alice.auth,
+                    ),
+                    201,
+                )
+                return str(body["key_id"])
             case "client":
                 return (await new_client(self.api, here, ["members:read"]))[0]
             case "webhook":

@@ -7,17 +7,39 @@ from __future__ import annotations
 import asyncio
 import io
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
 import pytest
 
 from tests.conftest import CommunityFixture
+from timebank.database import create_pool
 from timebank.ledger.models import TransactionRequest
 from timebank.ledger.store import LedgerStore
 from timebank.log.audit import check_logs, export_bundle, verify_bundle
 from timebank.log.note import format_verifier_key
 from timebank.log.store import LogKeys, LogStore
+from timebank.migrations import apply_migrations
+from timebank.settings import Settings
+
+
+@pytest.fixture
+async def pool(
+    create_database: Callable[[], Awaitable[str]], settings: Settings
+) -> AsyncIterator[asyncpg.Pool]:
+    """A database of its own: these tests break it on purpose."""
+    uri = await create_database()
+    pool = await create_pool(uri, settings)
+    async with pool.acquire() as connection:
+        await apply_migrations(connection)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+def store(pool: asyncpg.Pool, settings: Settings) -> LedgerStore:
+    return LedgerStore(pool, settings)
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from timebank.api.schemas import (
     ClientOut,
     CommunityCreate,
     CommunityOut,
+    CommunityPatch,
     MemberCreate,
     MemberOut,
     MembersPage,
@@ -38,7 +39,7 @@ from timebank.auth.access import Actor, Scope
 from timebank.auth.directory import AccountRef, ApiClient, Member, Organization
 from timebank.auth.errors import Forbidden
 from timebank.errors import NotFound
-from timebank.keys import DIRECTORY, LEDGER, SETTINGS
+from timebank.keys import DIRECTORY, KEYS, LEDGER, SETTINGS
 from timebank.ledger.models import Community, Unit, UnitKind
 
 TAG = "Communities"
@@ -68,7 +69,7 @@ async def _community_out(request: web.Request, community: Community) -> Communit
         policies=Policies(
             pending_expiry_default_s=settings.pending_expiry_default_s,
             pending_expiry_max_s=settings.pending_expiry_max_s,
-            signatures="optional",
+            signatures=await request.app[KEYS].policy(community.id),
         ),
     )
 
@@ -143,6 +144,25 @@ async def get_community(request: web.Request) -> web.Response:
     community, actor = await community_actor(request, request.match_info["slug"])
     if not actor.is_operator:
         actor.require_member()
+    return respond(await _community_out(request, community))
+
+
+@api.operation(
+    "PATCH",
+    "/v1/communities/{slug}",
+    tag=TAG,
+    summary="Change the community's policies (admins)",
+    body=CommunityPatch,
+    responses={200: CommunityOut},
+)
+async def patch_community(request: web.Request) -> web.Response:
+    """`signatures: required` makes every member's and organization's payment need
+    the payer's signed intent (and a payee's acceptance of a signed payment, its
+    signed acknowledgement). The change is logged."""
+    community, actor = await community_actor(request, request.match_info["slug"])
+    actor.require_admin()
+    body = body_of(request, CommunityPatch)
+    await request.app[KEYS].set_policy(community.id, body.signatures)
     return respond(await _community_out(request, community))
 
 

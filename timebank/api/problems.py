@@ -12,6 +12,7 @@ from aiohttp import web
 
 from timebank.errors import TimebankError
 from timebank.ledger.errors import ERRORS_BY_CODE, DatabaseUnavailable
+from timebank.signing.errors import SIGNATURE_ERRORS
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://timebank.example/problems/"
@@ -30,6 +31,14 @@ UNPROCESSABLE = frozenset(
         "unknown_unit",
         "unknown_account",
         "unknown_transaction",
+        "signature_malformed",
+        "intent_wrong_ledger",
+        "intent_expired",
+        "intent_mismatch",
+        "signature_invalid",
+        "key_unknown",
+        "key_not_allowed",
+        "signature_required",
     }
 )
 # The request is sound but the ledger's present state refuses it.
@@ -46,6 +55,7 @@ CONFLICT = frozenset(
         "not_reversible",
         "already_reversed",
         "already_exists",
+        "key_revoked",
     }
 )
 UNAVAILABLE = frozenset({DatabaseUnavailable.code})
@@ -139,6 +149,12 @@ def code_meanings() -> dict[str, str]:
         code: (error.__doc__ or error.title).strip().splitlines()[0]
         for code, error in ERRORS_BY_CODE.items()
     }
+    meanings.update(
+        {
+            code: (error.__doc__ or error.title).strip().splitlines()[0]
+            for code, error in SIGNATURE_ERRORS.items()
+        }
+    )
     meanings[DatabaseUnavailable.code] = (
         "the database is unreachable: nothing was written; retry after Retry-After seconds"
     )
@@ -150,5 +166,6 @@ def all_codes() -> dict[str, int]:
     """Every stable code the API can answer with, and its status (for the docs)."""
     codes = {code: int(status_for(code)) for code in ERRORS_BY_CODE}
     codes[DatabaseUnavailable.code] = int(status_for(DatabaseUnavailable.code))
+    codes.update({code: int(status_for(code)) for code in SIGNATURE_ERRORS})
     codes.update({code: int(status) for code, status in EDGE_STATUS_BY_CODE.items()})
     return codes

@@ -315,6 +315,10 @@ class TransferIn(Request):
     expires_in: Annotated[StrictInt, Field(ge=1)] | None = Field(
         default=None, description="Seconds a pending transaction waits for confirmation."
     )
+    signed: SignedIntent | None = Field(
+        default=None,
+        description="The payer's signed intent (required when the community's policy says so).",
+    )
 
 
 class PostingsTransactionIn(Request):
@@ -372,6 +376,9 @@ class TransactionOut(BaseModel):
     created_at: datetime
     expires_at: datetime | None
     resolved_at: datetime | None
+    signatures: list[SignatureOut] = Field(
+        default_factory=list, description="Signed intent and acknowledgement, on reads."
+    )
 
 
 class BatchIn(Request):
@@ -614,3 +621,67 @@ class ConsistencyOut(BaseModel):
     first: int
     second: int
     hashes: list[str] = Field(description="RFC 9162 consistency proof, base64 (standard).")
+
+
+# Keys and signatures.
+
+Base64Url = Annotated[str, Field(min_length=1, max_length=8192, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+class KeyCreate(Request):
+    community: Slug
+    algorithm: Literal["ed25519", "p256"]
+    public_key: Base64Url = Field(
+        description="base64url: 32 raw bytes (Ed25519) or the 65-byte uncompressed point (P-256)."
+    )
+    label: Annotated[str, Field(max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")] = ""
+
+
+class KeyOut(BaseModel):
+    key_id: str
+    community: str
+    party_id: uuid.UUID
+    algorithm: Literal["ed25519", "p256"]
+    public_key: str
+    label: str
+    registered_at: datetime
+    revoked_at: datetime | None
+
+
+class KeyList(BaseModel):
+    items: list[KeyOut]
+
+
+class KeysQuery(Query):
+    community: Slug | None = None
+
+
+class SignedIntent(Request):
+    """The payer's transfer intent: its exact RFC 8785 bytes and the signature."""
+
+    intent: Base64Url
+    signature: Base64Url
+
+
+class SignedAck(Request):
+    """The payee's acknowledgement: its exact RFC 8785 bytes and the signature."""
+
+    ack: Base64Url
+    signature: Base64Url
+
+
+class ResolveIn(Request):
+    signed: SignedAck | None = None
+
+
+class CommunityPatch(Request):
+    signatures: Literal["optional", "required"] = Field(
+        description="Whether member-initiated transfers must carry a signed intent."
+    )
+
+
+class SignatureOut(BaseModel):
+    purpose: Literal["intent", "ack"]
+    key_id: str
+    signed: str = Field(description="The exact signed bytes, base64url.")
+    signature: str

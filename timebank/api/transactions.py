@@ -17,18 +17,27 @@ from timebank.api.schemas import (
     BatchItemOut,
     BatchOut,
     PostingOut,
+    PostingsTransactionIn,
+    ResolveIn,
     ReverseIn,
+    SignatureOut,
     TransactionBody,
     TransactionIn,
     TransactionOut,
     TransactionQuery,
     TransferIn,
 )
-from timebank.auth.access import Actor
+from timebank.auth.access import Actor, Scope
 from timebank.auth.errors import Forbidden
 from timebank.errors import NotFound, TimebankError
-from timebank.keys import DIRECTORY, IDENTITIES, LEDGER
-from timebank.ledger.errors import BatchTooLarge, LedgerError, UnknownTransaction, ValidationError
+from timebank.keys import DIRECTORY, IDENTITIES, KEYS, LEDGER, LOG
+from timebank.ledger.errors import (
+    BatchTooLarge,
+    LedgerError,
+    UnknownAccount,
+    UnknownTransaction,
+    ValidationError,
+)
 from timebank.ledger.models import (
     BATCH_SIZE_MAX,
     Community,
@@ -39,6 +48,10 @@ from timebank.ledger.models import (
     TransactionRequest,
     TransactionResult,
 )
+from timebank.ledger.store import StoredSignature
+from timebank.signing import intents
+from timebank.signing.errors import SignatureMalformed, SignatureRefused, SignatureRequired
+from timebank.signing.service import decode, verified_ack, verified_intent
 
 TAG = "Transactions"
 WRITE_ERRORS = (
@@ -53,7 +66,94 @@ WRITE_ERRORS = (
     "account_frozen",
     "account_closed",
     "transaction_id_conflict",
+    "signature_malformed",
+    "signature_invalid",
+    "intent_wrong_ledger",
+    "intent_expired",
+    "intent_mismatch",
+    "key_unknown",
+    "key_revoked",
+    "key_not_allowed",
+    "signature_required",
 )
+
+
+async def _payer_signature(
+    request: web.Request,
+    body: TransferIn | PostingsTransactionIn,
+    community: Community,
+    actor: Actor,
+    owners: dict[uuid.UUID, uuid.UUID],
+) -> StoredSignature | None:
+    """The transfer's signed intent, verified; None when unsigned and the community
+    does not require signatures of the payer's kind (members and organizations)."""
+    keys = request.app[KEYS]
+    signed = body.signed if isinstance(body, TransferIn) else None
+    if signed is None:
+        if await keys.policy(community.id) == "required" and await _payer_is_a_member(
+            request, community, body, owners
+        ):
+            raise SignatureRequired("this community requires a signed intent from the payer")
+        return None
+    assert isinstance(body, TransferIn)
+    payer_owner = owners.get(body.from_)
+    if payer_owner is None:
+        raise UnknownAccount(account_id=str(body.from_))
+    origin = await request.app[LOG].origin(community.id, community.slug)
+    return await verified_intent(
+        keys,
+        community_id=community.id,
+        origin=origin,
+        signed=decode(signed.intent, "intent"),
+        signature=decode(signed.signature, "signature"),
+        tx_id=body.id,
+        payer=body.from_,
+        payee=body.to,
+        unit=body.unit,
+        amount=body.amount,
+        memo=body.memo,
+        signers=_signers_for(actor, payer_owner),
+    )
+
+
+async def _unsigned_allowed(
+    request: web.Request,
+    community: Community,
+    item: TransferIn | PostingsTransactionIn,
+    owners: dict[uuid.UUID, uuid.UUID],
+    required: bool,
+) -> None:
+    """Batches carry no signatures: a signed transfer is posted on its own, and a
+    community that requires signatures takes no unsigned member payment here."""
+    if isinstance(item, TransferIn) and item.signed is not None:
+        raise SignatureMalformed("post a signed transfer on its own, not in a batch")
+    if required and await _payer_is_a_member(request, community, item, owners):
+        raise SignatureRequired("this community requires a signed intent from the payer")
+
+
+def _signers_for(actor: Actor, owner_id: uuid.UUID) -> set[uuid.UUID]:
+    """Whose keys may sign for this owner's account: the owner's own, and the
+    actor's when the actor acts for the owner (an organization's agent)."""
+    signers = {owner_id}
+    if owner_id in actor.acting_for and actor.party_id is not None:
+        signers.add(actor.party_id)
+    return signers
+
+
+async def _payer_is_a_member(
+    request: web.Request,
+    community: Community,
+    body: TransferIn | PostingsTransactionIn,
+    owners: dict[uuid.UUID, uuid.UUID],
+) -> bool:
+    debited = (
+        [body.from_]
+        if isinstance(body, TransferIn)
+        else [posting.account for posting in body.postings if posting.amount < 0]
+    )
+    payer_owners = [owners[account] for account in debited if account in owners]
+    kinds = await request.app[DIRECTORY].parties(community.id, payer_owners)
+    return any(kind in ("member", "organization") for kind, _ in kinds.values())
 
 
 def ledger_request(body: TransactionIn, community: Community) -> TransactionRequest:
@@ -176,7 +276,12 @@ async def post_transaction(request: web.Request) -> web.Response:
     ledger_request_ = ledger_request(body, community)
     owners = await _owners(request, community, (p.account_id for p in ledger_request_.postings))
     check_write(actor, ledger_request_, owners)
-    result = await request.app[LEDGER].post(ledger_request_)
+    signature = await _payer_signature(request, body, community, actor, owners)
+    store = request.app[LEDGER]
+    if signature is not None:
+        result = await store.post_signed(ledger_request_, signature)
+    else:
+        result = await store.post(ledger_request_)
     status = 201 if result.outcome is Outcome.CREATED else 200
     return respond(written_out(ledger_request_, result, community), status)
 
@@ -204,11 +309,14 @@ async def post_batch(request: web.Request) -> web.Response:
     requests = [ledger_request(item, community) for item in body.transactions]
     owners = await _owners(request, community, (p.account_id for r in requests for p in r.postings))
     store = request.app[LEDGER]
+    required = await request.app[KEYS].policy(community.id) == "required"
+    pairs = list(zip(body.transactions, requests, strict=True))
     if body.atomic:
-        for index, ledger_request_ in enumerate(requests):
+        for index, (item, ledger_request_) in enumerate(pairs):
             try:
                 check_write(actor, ledger_request_, owners)
-            except Forbidden as error:
+                await _unsigned_allowed(request, community, item, owners, required)
+            except (Forbidden, SignatureRefused) as error:
                 error.context["index"] = index
                 raise
         results = await store.post_atomic(requests)
@@ -218,11 +326,12 @@ async def post_batch(request: web.Request) -> web.Response:
     else:
         allowed: list[int] = []
         refused: dict[int, TimebankError] = {}
-        for index, ledger_request_ in enumerate(requests):
+        for index, (item, ledger_request_) in enumerate(pairs):
             try:
                 check_write(actor, ledger_request_, owners)
+                await _unsigned_allowed(request, community, item, owners, required)
                 allowed.append(index)
-            except Forbidden as error:
+            except (Forbidden, SignatureRefused) as error:
                 refused[index] = error
         written = await store.post_independent([requests[i] for i in allowed]) if allowed else []
         outcomes: dict[int, TransactionResult | LedgerError | TimebankError] = dict(refused)
@@ -315,33 +424,45 @@ async def get_transaction(request: web.Request) -> web.Response:
     )
     owners = await _leg_owners(request, transaction, community)
     actor.require_transaction_read(owners.values())
-    return respond(stored_out(transaction, community))
+    return respond(await _stored_with_signatures(request, community, transaction.id))
+
+
+SIGNATURE_ERRORS_OF_RESOLUTIONS = (
+    "signature_malformed",
+    "signature_invalid",
+    "intent_wrong_ledger",
+    "intent_mismatch",
+    "key_unknown",
+    "key_revoked",
+    "key_not_allowed",
+    "signature_required",
+)
 
 
 @api.operation(
     "POST",
     "/v1/transactions/{id}/confirm",
     tag=TAG,
-    summary="Confirm a pending transaction (the payer)",
+    summary="Confirm a pending transaction",
     query=TransactionQuery,
+    body=ResolveIn,
+    body_required=False,
     responses={200: TransactionOut},
-    errors=("not_pending", "limit_exceeded", "account_frozen", "account_closed"),
+    errors=(
+        "not_pending",
+        "limit_exceeded",
+        "account_frozen",
+        "account_closed",
+        *SIGNATURE_ERRORS_OF_RESOLUTIONS,
+    ),
 )
 async def confirm_transaction(request: web.Request) -> web.Response:
-    """The payer agrees: the reservation becomes a posting. Confirming twice
-    answers the same; an expired or voided one is not_pending."""
-    query = query_of(request, TransactionQuery)
-    transaction, community, actor = await _transaction_and_actor(
-        request, path_uuid(request), query.community
-    )
-    owners = await _leg_owners(request, transaction, community)
-    actor.require_transaction_write(
-        owners[p.account_id] for p in transaction.postings if p.amount < 0
-    )
-    await request.app[LEDGER].confirm(community.id, transaction.id)
-    return respond(
-        stored_out(await request.app[LEDGER].transaction(community.id, transaction.id), community)
-    )
+    """The reservation becomes a posting. A transaction the payee proposed is
+    confirmed by the payer; one the payer signed is accepted by the payee, with a
+    signed acknowledgement (`signed.ack`, decision accept) when given or when the
+    community requires signatures. Confirming twice answers the same; an expired
+    or voided one is not_pending."""
+    return await _resolve(request, intents.AckDecision.ACCEPT)
 
 
 @api.operation(
@@ -350,21 +471,107 @@ async def confirm_transaction(request: web.Request) -> web.Response:
     tag=TAG,
     summary="Void a pending transaction (either party)",
     query=TransactionQuery,
+    body=ResolveIn,
+    body_required=False,
     responses={200: TransactionOut},
-    errors=("not_pending",),
+    errors=("not_pending", *SIGNATURE_ERRORS_OF_RESOLUTIONS),
 )
 async def void_transaction(request: web.Request) -> web.Response:
-    """Declines or withdraws a pending transaction and frees its reservation."""
+    """Declines or withdraws a pending transaction and frees its reservation; the
+    payee of a signed one may decline with a signed acknowledgement (decision
+    decline)."""
+    return await _resolve(request, intents.AckDecision.DECLINE)
+
+
+async def _resolve(request: web.Request, decision: intents.AckDecision) -> web.Response:
     query = query_of(request, TransactionQuery)
+    body = body_of(request, ResolveIn)
     transaction, community, actor = await _transaction_and_actor(
         request, path_uuid(request), query.community
     )
     owners = await _leg_owners(request, transaction, community)
-    actor.require_void(owners.values())
-    await request.app[LEDGER].void(community.id, transaction.id)
-    return respond(
-        stored_out(await request.app[LEDGER].transaction(community.id, transaction.id), community)
+    debited = [owners[p.account_id] for p in transaction.postings if p.amount < 0]
+    credited = [owners[p.account_id] for p in transaction.postings if p.amount > 0]
+    store = request.app[LEDGER]
+    intent = next(
+        (s for s in await store.signatures(community.id, transaction.id) if s.purpose == "intent"),
+        None,
     )
+    accepting = decision is intents.AckDecision.ACCEPT
+    payee_acts = intent is not None and any(owner in actor.acting_for for owner in credited)
+    if accepting and not payee_acts:
+        actor.require_transaction_write(debited)
+    elif not accepting:
+        actor.require_void(owners.values())
+    else:
+        actor.require_scope(Scope.TRANSACTIONS_WRITE)
+    signature = await _payee_ack(
+        request, body, community, actor, transaction, intent, credited, decision, payee_acts
+    )
+    if signature is None:
+        await (store.confirm if accepting else store.void)(community.id, transaction.id)
+    elif accepting:
+        await store.confirm_signed(community.id, transaction.id, signature)
+    else:
+        await store.void_signed(community.id, transaction.id, signature)
+    return respond(await _stored_with_signatures(request, community, transaction.id))
+
+
+async def _payee_ack(
+    request: web.Request,
+    body: ResolveIn,
+    community: Community,
+    actor: Actor,
+    transaction: Transaction,
+    intent: StoredSignature | None,
+    credited: list[uuid.UUID],
+    decision: intents.AckDecision,
+    payee_acts: bool,
+) -> StoredSignature | None:
+    keys = request.app[KEYS]
+    if body.signed is None:
+        if (
+            payee_acts
+            and decision is intents.AckDecision.ACCEPT
+            and await keys.policy(community.id) == "required"
+        ):
+            raise SignatureRequired("this community requires the payee's signed acknowledgement")
+        return None
+    if intent is None or not payee_acts:
+        raise SignatureMalformed(
+            "a signed acknowledgement is the payee's answer to a payer's signed intent"
+        )
+    signers: set[uuid.UUID] = set()
+    for owner in credited:
+        signers |= _signers_for(actor, owner)
+    return await verified_ack(
+        keys,
+        community_id=community.id,
+        origin=await request.app[LOG].origin(community.id, community.slug),
+        signed=decode(body.signed.ack, "ack"),
+        signature=decode(body.signed.signature, "signature"),
+        tx_id=transaction.id,
+        intent=intent.signed,
+        decision=decision,
+        signers=signers,
+    )
+
+
+async def _stored_with_signatures(
+    request: web.Request, community: Community, transaction_id: uuid.UUID
+) -> TransactionOut:
+    store = request.app[LEDGER]
+    out = stored_out(await store.transaction(community.id, transaction_id), community)
+    out.signatures = [
+        SignatureOut(
+            purpose=signature.purpose,
+            key_id=signature.key_id,
+            signed=intents.b64url_encode(signature.signed),
+            signature=intents.b64url_encode(signature.signature),
+        )
+        for signature in await store.signatures(community.id, transaction_id)
+    ]
+    return out
 
 
 @api.operation(

@@ -170,3 +170,17 @@ SELECT u.code, u.kind, count(a.id) AS account_count,
  GROUP BY u.community_id, u.id, u.code, u.kind
  ORDER BY u.kind DESC, u.code
 """
+
+# A signature kept with its transaction; the log's triggers read it when the
+# writing transaction says it signed something.
+SIGNED_WRITE = "SET LOCAL timebank.signed = 'on'"
+INSERT_SIGNATURE = """
+INSERT INTO transaction_signatures (community_id, transaction_id, purpose, signed, signature,
+                                    key_id)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT DO NOTHING
+"""
+SELECT_SIGNATURES = """
+SELECT purpose, signed, signature, key_id FROM transaction_signatures
+ WHERE community_id = $1 AND transaction_id = $2
+"""

@@ -8,6 +8,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -113,6 +114,16 @@ async def run_translated(operation: Callable[[], Awaitable[T]]) -> T:
         except (TimeoutError, OSError, asyncpg.InterfaceError) as error:
             raise DatabaseUnavailable(str(error) or type(error).__name__) from error
     raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSignature:
+    """A signed document as received: `intent` (the payer's) or `ack` (the payee's)."""
+
+    purpose: str
+    signed: bytes
+    signature: bytes
+    key_id: str
 
 
 class LedgerStore:
@@ -416,6 +427,104 @@ class LedgerStore:
         if row["outcome"] == "expired":
             raise NotPending(transaction_id=str(transaction_id), state="expired")
         return _row_result(transaction_id, row)
+
+    # Signed writes: the signature is stored and logged with the write, in its
+    # database transaction; a write that only finds an earlier one keeps nothing.
+
+    async def post_signed(
+        self, request: TransactionRequest, signature: StoredSignature
+    ) -> TransactionResult:
+        """Posts one transaction with its payer's signed intent (never coalesced:
+        the signature must be in the same database transaction)."""
+        validate_transaction(request, expiry_max_s=self._settings.pending_expiry_max_s)
+        arguments = (
+            request.community_id,
+            request.id,
+            request.kind.value,
+            request.memo,
+            request.category,
+            request.fingerprint(),
+            request.unit_code,
+            request.pending,
+            self._expires_in_s(request),
+            None,
+            [posting.account_id for posting in request.postings],
+            [posting.amount for posting in request.postings],
+        )
+        row = await self._signed_write(
+            request.community_id, request.id, signature, queries.POST_ONE, arguments
+        )
+        return _result(request, row)
+
+    async def confirm_signed(
+        self, community_id: uuid.UUID, transaction_id: uuid.UUID, signature: StoredSignature
+    ) -> TransactionResult:
+        """Confirms a pending transaction with its payee's signed acknowledgement."""
+        row = await self._signed_write(
+            community_id, transaction_id, signature, queries.CONFIRM, (community_id, transaction_id)
+        )
+        if row["outcome"] == "expired":
+            raise NotPending(transaction_id=str(transaction_id), state="expired")
+        return _row_result(transaction_id, row)
+
+    async def void_signed(
+        self, community_id: uuid.UUID, transaction_id: uuid.UUID, signature: StoredSignature
+    ) -> TransactionResult:
+        """Voids a pending transaction with its payee's signed refusal."""
+        row = await self._signed_write(
+            community_id, transaction_id, signature, queries.VOID, (community_id, transaction_id)
+        )
+        if row["outcome"] == "expired":
+            raise NotPending(transaction_id=str(transaction_id), state="expired")
+        return _row_result(transaction_id, row)
+
+    async def _signed_write(
+        self,
+        community_id: uuid.UUID,
+        transaction_id: uuid.UUID,
+        signature: StoredSignature,
+        query: str,
+        arguments: Sequence[object],
+    ) -> asyncpg.Record:
+        async def write() -> asyncpg.Record:
+            async with self._pool.acquire() as connection:
+                transaction = connection.transaction()
+                await transaction.start()
+                try:
+                    await connection.execute(queries.SIGNED_WRITE)
+                    await connection.execute(
+                        queries.INSERT_SIGNATURE,
+                        community_id,
+                        transaction_id,
+                        signature.purpose,
+                        signature.signed,
+                        signature.signature,
+                        signature.key_id,
+                    )
+                    row = await connection.fetchrow(query, *arguments)
+                    assert row is not None
+                except BaseException:
+                    await transaction.rollback()
+                    raise
+                if row["outcome"] == Outcome.CREATED:
+                    await transaction.commit()
+                else:
+                    # Found, not written: keep nothing of this call.
+                    await transaction.rollback()
+                return row
+
+        return await self._run(write)
+
+    async def signatures(
+        self, community_id: uuid.UUID, transaction_id: uuid.UUID
+    ) -> list[StoredSignature]:
+        rows = await self._fetch(queries.SELECT_SIGNATURES, community_id, transaction_id)
+        return [
+            StoredSignature(
+                row["purpose"], bytes(row["signed"]), bytes(row["signature"]), row["key_id"]
+            )
+            for row in rows
+        ]
 
     async def reverse(
         self,

@@ -169,7 +169,7 @@ def verify_bundle(
     checkpoints = _signed_checkpoints(header, verifiers, result)
     wanted_sizes = {size for size, _ in checkpoints}
     roots_at: dict[int, bytes] = {}
-    state = Replay()
+    state = Replay(origin=result.origin or None)
     frontier: merkle.Frontier = ()
     for raw in entries:
         index = state.size
@@ -306,7 +306,7 @@ async def _check_community_log(
     entries = await _read_entries(connection, community_id, size)
     if len(entries) != size:
         return [f"the log's head says {size} entries, {len(entries)} are stored"]
-    state = Replay()
+    state = Replay(origin=await connection.fetchval(SELECT_ORIGIN, community_id))
     try:
         for raw in entries:
             apply_entry(state, parse_entry(state.size, raw))

@@ -118,16 +118,33 @@ class LogStore:
         assert isinstance(size, int)
         return size
 
-    async def verifier(
+    async def origin(self, community_id: uuid.UUID, slug: str) -> str:
+        """The community's log origin (what signed intents name as their ledger),
+        fixed on first use."""
+
+        async def fetch() -> str:
+            async with self._pool.acquire() as connection:
+                return await self._origin(connection, community_id, slug)
+
+        return await run_translated(fetch)
+
+    async def _origin(
         self, connection: DatabaseConnection, community_id: uuid.UUID, slug: str
-    ) -> Verifier:
-        """The community's origin and log key, recorded on first use."""
+    ) -> str:
         origin = await connection.fetchval(queries.SELECT_ORIGIN, community_id)
         if origin is None:
             await connection.execute(
                 queries.INSERT_ORIGIN, community_id, f"{self._origin_prefix}/{slug}"
             )
             origin = await connection.fetchval(queries.SELECT_ORIGIN, community_id)
+        assert isinstance(origin, str)
+        return origin
+
+    async def verifier(
+        self, connection: DatabaseConnection, community_id: uuid.UUID, slug: str
+    ) -> Verifier:
+        """The community's origin and log key, recorded on first use."""
+        origin = await self._origin(connection, community_id, slug)
         key = self._keys.key_of(community_id)
         verifier = Verifier.from_public_key(origin, key.public_key())
         await connection.execute(queries.INSERT_KEY, community_id, format_verifier_key(verifier))
