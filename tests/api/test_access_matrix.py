@@ -169,6 +169,7 @@ CALLS: dict[str, Call] = {
     # Accounts.
     "read_alice_account": Call("GET", "/v1/accounts/{alice_hours}", addressed="id"),
     "read_alice_statement": Call("GET", "/v1/accounts/{alice_hours}/entries", addressed="id"),
+    "export_alice_statement": Call("GET", "/v1/accounts/{alice_hours}/entries.csv", addressed="id"),
     "read_organization_account": Call("GET", "/v1/accounts/{organization_hours}", addressed="id"),
     "read_organization_statement": Call(
         "GET", "/v1/accounts/{organization_hours}/entries", addressed="id"
@@ -275,6 +276,8 @@ CALLS: dict[str, Call] = {
     # Audit.
     "journal": Call("GET", f"{C}/transactions", addressed="community"),
     "trial_balance": Call("GET", f"{C}/trial-balance", addressed="community"),
+    "flows": Call("GET", f"{C}/flows", addressed="community"),
+    "export_journal": Call("GET", f"{C}/transactions.csv", addressed="community"),
     # The log.
     "log_checkpoint": Call("GET", f"{C}/log/checkpoint", addressed="community"),
     "sign_checkpoint": Call("POST", f"{C}/log/checkpoints", addressed="community"),
@@ -370,6 +373,10 @@ MATRIX: dict[str, dict[Expected, str]] = {
         200: "alice treasurer admin full",
         403: "bob operator agency directory",
     },
+    "export_alice_statement": {
+        200: "alice treasurer admin full",
+        403: "bob operator agency directory",
+    },
     "read_organization_account": {200: "bob agency treasurer", 403: "alice operator directory"},
     "read_organization_statement": {200: "bob agency treasurer", 403: "alice operator directory"},
     "read_community_account": {200: "admin treasurer full", 403: "alice operator agency"},
@@ -422,6 +429,8 @@ MATRIX: dict[str, dict[Expected, str]] = {
     # The whole ledger: treasurers, admins and clients with audit:read.
     "journal": {200: "treasurer admin full", 403: "alice bob operator agency directory"},
     "trial_balance": {200: "treasurer admin full", 403: "alice bob operator agency directory"},
+    "flows": {200: "treasurer admin full", 403: "alice bob operator agency directory"},
+    "export_journal": {200: "treasurer admin full", 403: "alice bob operator agency directory"},
     # The log holds no personal data: every member reads it, and clients with
     # audit:read; operators are not members.
     **{

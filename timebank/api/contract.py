@@ -62,6 +62,8 @@ class Operation:
     public: bool
     body_required: bool = True
     form_body: bool = False
+    # Status -> media type of a text body (e.g. text/csv), beside JSON models.
+    text_responses: Mapping[int, str] = field(default_factory=dict)
     path_schemas: Mapping[str, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -152,6 +154,7 @@ class Contract:
         public: bool = False,
         body_required: bool = True,
         form_body: bool = False,
+        text_responses: Mapping[int, str] | None = None,
     ) -> Callable[[Handler], Handler]:
         """Declares an operation. `form_body`: the handler reads the body itself,
         as a form (RFC 6749) or JSON, and validates it with `body`."""
@@ -188,6 +191,7 @@ class Contract:
                     public=public,
                     body_required=body_required,
                     form_body=form_body,
+                    text_responses=dict(text_responses or {}),
                 )
             )
             return handler
@@ -291,6 +295,8 @@ def _operation_object(
             response["content"] = {
                 JSON_CONTENT_TYPE: {"schema": references[(model, "serialization")]}
             }
+        if status in operation.text_responses:
+            response["content"] = {operation.text_responses[status]: {"schema": {"type": "string"}}}
         responses[str(status)] = response
     problem_schema = references[(Problem, "serialization")]
     by_status: dict[int, list[str]] = {}

@@ -685,3 +685,28 @@ class SignatureOut(BaseModel):
     key_id: str
     signed: str = Field(description="The exact signed bytes, base64url.")
     signature: str
+
+
+# Treasurers' reports.
+
+
+class PeriodQuery(Query):
+    from_: datetime | None = Field(default=None, alias="from", description="Inclusive.")
+    to: datetime | None = Field(default=None, description="Exclusive.")
+
+
+class FlowsQuery(PeriodQuery):
+    unit: UnitCode | None = None
+
+
+class FlowOut(BaseModel):
+    unit: str
+    category: str | None
+    kind: TransactionKind
+    transactions: int
+    total: int = Field(description="What moved: the sum of the transactions' credits.")
+
+
+class FlowsOut(BaseModel):
+    community: str
+    items: list[FlowOut]

@@ -184,3 +184,35 @@ SELECT_SIGNATURES = """
 SELECT purpose, signed, signature, key_id FROM transaction_signatures
  WHERE community_id = $1 AND transaction_id = $2
 """
+
+# Flows of posted transactions by category and kind, per unit, over a period: how
+# many and how much moved (the sum of each transaction's credits).
+SELECT_FLOWS = """
+SELECT t.category, t.kind::text AS kind, u.code AS unit, count(*) AS transactions,
+       sum((SELECT sum(m) FROM unnest(t.leg_amounts) AS m WHERE m > 0))::bigint AS total
+  FROM transactions t
+  JOIN accounts a ON a.community_id = t.community_id AND a.id = t.leg_accounts[1]
+  JOIN units u ON u.community_id = a.community_id AND u.id = a.unit_id
+ WHERE t.community_id = $1 AND t.state = 'posted'
+   AND ($2::timestamptz IS NULL OR t.created_at >= $2)
+   AND ($3::timestamptz IS NULL OR t.created_at < $3)
+   AND ($4::text IS NULL OR u.code = $4)
+ GROUP BY t.category, t.kind, u.code
+ ORDER BY u.code, total DESC, t.category NULLS LAST, t.kind
+"""
+
+# The journal for export, oldest first: one row per leg, with the unit.
+SELECT_JOURNAL_LEGS = """
+SELECT t.id, t.created_at, t.resolved_at, t.kind::text AS kind,
+       CASE WHEN t.state = 'pending' AND t.expires_at <= clock_timestamp()
+            THEN 'expired' ELSE t.state::text END AS state,
+       t.category, t.memo, t.reverses_id, l.account, l.amount, u.code AS unit
+  FROM transactions t
+ CROSS JOIN LATERAL unnest(t.leg_accounts, t.leg_amounts) WITH ORDINALITY AS l(account, amount, i)
+  JOIN accounts a ON a.community_id = t.community_id AND a.id = l.account
+  JOIN units u ON u.community_id = a.community_id AND u.id = a.unit_id
+ WHERE t.community_id = $1
+   AND ($2::timestamptz IS NULL OR t.created_at >= $2)
+   AND ($3::timestamptz IS NULL OR t.created_at < $3)
+ ORDER BY t.created_at, t.id, l.i
+"""

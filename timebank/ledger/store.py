@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -637,6 +637,34 @@ class LedgerStore:
             limit,
         )
         return [_transaction(row) for row in rows]
+
+    async def flows(
+        self,
+        community_id: uuid.UUID,
+        *,
+        created_from: datetime | None,
+        created_before: datetime | None,
+        unit_code: str | None,
+    ) -> list[asyncpg.Record]:
+        """Posted transactions by unit, category and kind: how many, how much."""
+        return await self._fetch(
+            queries.SELECT_FLOWS, community_id, created_from, created_before, unit_code
+        )
+
+    async def journal_legs(
+        self,
+        community_id: uuid.UUID,
+        *,
+        created_from: datetime | None,
+        created_before: datetime | None,
+    ) -> AsyncIterator[asyncpg.Record]:
+        """Every leg of the period's transactions, oldest first, streamed from a
+        cursor (an export of years must not sit in memory)."""
+        async with self._pool.acquire() as connection, connection.transaction(readonly=True):
+            async for row in connection.cursor(
+                queries.SELECT_JOURNAL_LEGS, community_id, created_from, created_before
+            ):
+                yield row
 
     async def trial_balance(self, community_id: uuid.UUID) -> list[asyncpg.Record]:
         """Per unit: account count, the sum of balances (zero) and each side's total."""

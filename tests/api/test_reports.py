@@ -1,0 +1,76 @@
+"""Treasurers' reports: flows by category, and CSV exports of the journal and of a
+statement."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from tests.api.conftest import ApiClient
+from tests.api.world import HOURS, World, expect, transfer
+
+
+async def some_exchanges(api: ApiClient, world: World) -> None:
+    for amount, category in ((30, "garden"), (45, "garden"), (60, "=SUM(A1)")):
+        body = transfer(world, world.alice, world.bob, amount, category=category, memo="merci")
+        await expect(await api.post("/v1/transactions", json=body, headers=world.alice.auth), 201)
+
+
+async def test_flows_by_category(api: ApiClient, world: World) -> None:
+    await some_exchanges(api, world)
+    flows = await expect(
+        await api.get(
+            f"/v1/communities/{world.slug}/flows?unit={HOURS}", headers=world.treasurer.auth
+        ),
+        200,
+    )
+    assert [(f["category"], f["kind"], f["transactions"], f["total"]) for f in flows["items"]] == [
+        ("garden", "exchange", 2, 75),
+        ("=SUM(A1)", "exchange", 1, 60),
+    ]
+    await expect(
+        await api.get(f"/v1/communities/{world.slug}/flows", headers=world.alice.auth), 403
+    )
+
+
+async def test_the_journal_exports_as_csv(api: ApiClient, world: World) -> None:
+    await some_exchanges(api, world)
+    response = await api.get(
+        f"/v1/communities/{world.slug}/transactions.csv", headers=world.treasurer.auth
+    )
+    assert response.status == 200
+    assert response.content_type == "text/csv"
+    assert "attachment" in response.headers["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(await response.text())))
+    assert [(row["amount"], row["category"]) for row in rows] == [
+        ("-30", "garden"),
+        ("30", "garden"),
+        ("-45", "garden"),
+        ("45", "garden"),
+        ("-60", "'=SUM(A1)"),
+        ("60", "'=SUM(A1)"),
+    ]
+    assert {row["unit"] for row in rows} == {HOURS}
+    await expect(
+        await api.get(f"/v1/communities/{world.slug}/transactions.csv", headers=world.bob.auth), 403
+    )
+
+
+async def test_a_statement_exports_as_csv(api: ApiClient, world: World) -> None:
+    await some_exchanges(api, world)
+    response = await api.get(
+        f"/v1/accounts/{world.bob.accounts[HOURS]}/entries.csv", headers=world.bob.auth
+    )
+    assert response.status == 200
+    rows = list(csv.DictReader(io.StringIO(await response.text())))
+    assert [(row["amount"], row["balance_after"]) for row in rows] == [
+        ("60", "135"),
+        ("45", "75"),
+        ("30", "30"),
+    ]
+    await expect(
+        await api.get(
+            f"/v1/accounts/{world.bob.accounts[HOURS]}/entries.csv", headers=world.alice.auth
+        ),
+        403,
+    )
