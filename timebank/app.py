@@ -22,6 +22,7 @@ from timebank.api import (  # noqa: F401 (each module declares its operations on
     keys,
     log,
     me,
+    reports,
     transactions,
     webhooks,
 )

@@ -37,6 +37,7 @@ from timebank.api.registry import api as contract
 from timebank.app import create_app
 from timebank.auth.access import Scope
 from timebank.keys import LEDGER
+from timebank.log.note import Verifier, format_verifier_key
 from timebank.settings import Settings
 
 ApiClient = TestClient[web.Request, web.Application]
@@ -287,6 +288,15 @@ CALLS: dict[str, Call] = {
         "GET", f"{C}/log/proofs/consistency?first=1&second=1", addressed="community"
     ),
     "log_keys": Call("GET", f"{C}/log/keys", addressed="community"),
+    "add_witness": Call(
+        "POST", f"{C}/log/witnesses", {"vkey": "{new_witness_key}"}, addressed="community"
+    ),
+    "list_witnesses": Call("GET", f"{C}/log/witnesses", addressed="community"),
+    # Not a checkpoint of the log: refused as invalid once the caller may hand one in.
+    "hand_in_cosignature": Call(
+        "POST", f"{C}/log/cosignatures", {"note": "x\n1\nAA==\n"}, addressed="community"
+    ),
+    "download_bundle": Call("GET", f"{C}/log/bundle", addressed="community"),
     # Webhooks.
     "subscribe": Call(
         "POST",
@@ -444,6 +454,13 @@ MATRIX: dict[str, dict[Expected, str]] = {
             "log_keys",
         )
     },
+    "add_witness": {201: "admin", 403: "operator treasurer alice full"},
+    "list_witnesses": {200: "admin treasurer alice bob full", 403: "operator agency directory"},
+    "hand_in_cosignature": {
+        (422, "validation_error"): "admin treasurer alice full",
+        403: "operator agency directory",
+    },
+    "download_bundle": {200: "treasurer admin full", 403: "alice bob operator agency directory"},
     # Webhooks: admins and clients with webhooks:manage (not operators: the
     # deliveries carry the members' transactions).
     "subscribe": {201: "admin full", 403: "operator treasurer alice directory agency"},
@@ -558,6 +575,13 @@ class Scene:
                 return f"new-{secrets.token_hex(4)}@example.org"
             case "new_public_key":
                 return new_public_key()
+            case "new_witness_key":
+                return format_verifier_key(
+                    Verifier.from_public_key(
+                        f"witness-{secrets.token_hex(4)}",
+                        Ed25519PrivateKey.generate().public_key(),
+                    )
+                )
             case "alice_key":
                 body = await expect(
                     await self.api.post(

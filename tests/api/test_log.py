@@ -4,11 +4,22 @@ keys, entries that hash to the checkpoint's root, and proofs that check out."""
 from __future__ import annotations
 
 import base64
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tests.api.conftest import ApiClient
 from tests.api.world import World, build_world, expect, transfer
 from timebank.log import merkle
-from timebank.log.note import parse_checkpoint, parse_verifier_key, verify_note
+from timebank.log.audit import verify_bundle
+from timebank.log.note import (
+    Verifier,
+    add_signature,
+    format_verifier_key,
+    parse_checkpoint,
+    parse_verifier_key,
+    verify_note,
+)
 
 
 async def checkpoint_of(api: ApiClient, world: World) -> dict[str, object]:
@@ -123,3 +134,73 @@ async def test_another_communitys_log_is_not_yours(api: ApiClient, world: World)
         403,
     )
     assert problem["code"] == "forbidden"
+
+
+async def test_a_witness_cosigns_a_checkpoint(api: ApiClient, world: World) -> None:
+    """A registered witness checks a checkpoint and hands in its cosignature, which
+    is served with the checkpoint; a stranger's signature or a made-up checkpoint
+    is refused."""
+    witness_key = Ed25519PrivateKey.generate()
+    witness = Verifier.from_public_key("witness.example/asso", witness_key.public_key())
+    await expect(
+        await api.post(
+            f"/v1/communities/{world.slug}/log/witnesses",
+            json={"vkey": format_verifier_key(witness)},
+            headers=world.admin.auth,
+        ),
+        201,
+    )
+    checkpoint = await checkpoint_of(api, world)
+    cosigned = add_signature(str(checkpoint["note"]), witness.name, witness_key)
+    answer = await expect(
+        await api.post(
+            f"/v1/communities/{world.slug}/log/cosignatures",
+            json={"note": cosigned},
+            headers=world.treasurer.auth,
+        ),
+        200,
+    )
+    (line,) = answer["cosignatures"]
+    assert line.startswith(f"\u2014 {witness.name} ")
+    served = await expect(
+        await api.get(f"/v1/communities/{world.slug}/log/checkpoint", headers=world.alice.auth), 200
+    )
+    assert served["cosignatures"] == [line]
+    assert verify_note(str(served["note"]) + line, [witness]).signers == (witness,)
+    stranger = add_signature(
+        str(checkpoint["note"]), "stranger.example", Ed25519PrivateKey.generate()
+    )
+    refused = await expect(
+        await api.post(
+            f"/v1/communities/{world.slug}/log/cosignatures",
+            json={"note": stranger},
+            headers=world.treasurer.auth,
+        ),
+        422,
+    )
+    assert refused["code"] == "validation_error"
+
+
+async def test_the_bundle_served_to_treasurers_verifies_offline(
+    api: ApiClient, world: World, tmp_path: Path
+) -> None:
+    await expect(
+        await api.post(
+            "/v1/transactions",
+            json=transfer(world, world.alice, world.bob, 15),
+            headers=world.alice.auth,
+        ),
+        201,
+    )
+    await checkpoint_of(api, world)
+    response = await api.get(
+        f"/v1/communities/{world.slug}/log/bundle", headers=world.treasurer.auth
+    )
+    assert response.status == 200
+    bundle = tmp_path / "bundle.jsonl"
+    bundle.write_bytes(await response.read())
+    result = verify_bundle(bundle)
+    assert (result.problems, result.checkpoints_verified) == ([], 1)
+    await expect(
+        await api.get(f"/v1/communities/{world.slug}/log/bundle", headers=world.alice.auth), 403
+    )

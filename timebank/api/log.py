@@ -3,31 +3,49 @@
 from __future__ import annotations
 
 import base64
+import io
+import tempfile
 
 from aiohttp import web
 
 from timebank.api.context import community_actor
-from timebank.api.contract import query_of, respond
+from timebank.api.contract import body_of, query_of, respond
 from timebank.api.registry import api
 from timebank.api.schemas import (
     LOG_ENTRIES_PAGE_MAX,
     CheckpointOut,
     ConsistencyOut,
     ConsistencyQuery,
+    CosignatureIn,
     InclusionOut,
     InclusionQuery,
     LogEntriesOut,
     LogEntriesQuery,
     LogKeysOut,
+    WitnessCreate,
+    WitnessList,
+    WitnessOut,
 )
 from timebank.auth.access import Actor, Scope
-from timebank.keys import LOG
-from timebank.ledger.errors import ValidationError
+from timebank.keys import DATABASE_POOL, LOG
+from timebank.ledger.errors import DuplicateName, ValidationError
 from timebank.ledger.models import Community
-from timebank.log.note import parse_checkpoint, parse_note
+from timebank.log.audit import export_bundle
+from timebank.log.note import (
+    NoteError,
+    format_signature_line,
+    parse_checkpoint,
+    parse_note,
+    parse_verifier_key,
+    verify_note,
+)
 from timebank.log.store import StoredCheckpoint
 
 TAG = "Log"
+BUNDLE_CONTENT_TYPE = "application/jsonl"
+# A bundle larger than this is spooled to a temporary file while it is sent.
+BUNDLE_IN_MEMORY_MAX_BYTES = 8 * 1024 * 1024
+BUNDLE_CHUNK_BYTES = 256 * 1024
 
 
 def _require_reader(actor: Actor) -> None:
@@ -79,7 +97,11 @@ async def get_checkpoint(request: web.Request) -> web.Response:
     log grows."""
     community, actor = await community_actor(request, request.match_info["slug"])
     _require_reader(actor)
-    return respond(_checkpoint_out(await _latest(request, community)))
+    checkpoint = _checkpoint_out(await _latest(request, community))
+    checkpoint.cosignatures = await request.app[LOG].cosignatures(
+        community.id, checkpoint.tree_size
+    )
+    return respond(checkpoint)
 
 
 @api.operation(
@@ -184,3 +206,121 @@ async def log_keys(request: web.Request) -> web.Response:
     _require_reader(actor)
     await _latest(request, community)
     return respond(LogKeysOut(keys=await request.app[LOG].verifier_keys(community.id)))
+
+
+@api.operation(
+    "POST",
+    "/v1/communities/{slug}/log/witnesses",
+    tag=TAG,
+    summary="Register a witness (admins)",
+    body=WitnessCreate,
+    responses={201: WitnessOut},
+    errors=("already_exists",),
+)
+async def add_witness(request: web.Request) -> web.Response:
+    """A third party (an association, the local authority) whose key may cosign the
+    community's checkpoints after checking each extends the last it cosigned."""
+    community, actor = await community_actor(request, request.match_info["slug"])
+    actor.require_admin()
+    body = body_of(request, WitnessCreate)
+    try:
+        verifier = parse_verifier_key(body.vkey)
+    except NoteError as error:
+        raise ValidationError(f"vkey: {error}", field="vkey") from None
+    log = request.app[LOG]
+    if not await log.add_witness(community.id, verifier):
+        raise DuplicateName(f"a witness named {verifier.name} exists", name=verifier.name)
+    (created,) = [item for item in await log.witnesses(community.id) if item[0] == verifier.name]
+    return respond(WitnessOut(name=created[0], vkey=created[1], created_at=created[2]), 201)
+
+
+@api.operation(
+    "GET",
+    "/v1/communities/{slug}/log/witnesses",
+    tag=TAG,
+    summary="The community's witnesses",
+    responses={200: WitnessList},
+)
+async def list_witnesses(request: web.Request) -> web.Response:
+    """Every witness key that may cosign checkpoints."""
+    community, actor = await community_actor(request, request.match_info["slug"])
+    _require_reader(actor)
+    witnesses = await request.app[LOG].witnesses(community.id)
+    return respond(
+        WitnessList(
+            items=[WitnessOut(name=name, vkey=vkey, created_at=at) for name, vkey, at in witnesses]
+        )
+    )
+
+
+@api.operation(
+    "POST",
+    "/v1/communities/{slug}/log/cosignatures",
+    tag=TAG,
+    summary="Hand in a witness's cosignature of a checkpoint",
+    body=CosignatureIn,
+    responses={200: CheckpointOut},
+)
+async def add_cosignature(request: web.Request) -> web.Response:
+    """The note must be one of this log's checkpoints, word for word, signed by
+    the log's key and by at least one registered witness; each witness's signature
+    line is kept and served with the checkpoint."""
+    community, actor = await community_actor(request, request.match_info["slug"])
+    _require_reader(actor)
+    body = body_of(request, CosignatureIn)
+    log = request.app[LOG]
+    witnesses = [parse_verifier_key(vkey) for _, vkey, _ in await log.witnesses(community.id)]
+    try:
+        note = parse_note(body.note)
+        checkpoint = parse_checkpoint(note.body)
+        signers = verify_note(body.note, witnesses).signers if witnesses else ()
+    except NoteError as error:
+        raise ValidationError(f"note: {error}", field="note") from None
+    stored = await log.checkpoint_at(community.id, checkpoint.tree_size)
+    if stored is None or parse_note(stored.note).body != note.body:
+        raise ValidationError("the note is not one of this log's checkpoints", field="note")
+    if not signers:
+        raise ValidationError("no registered witness signed the note", field="note")
+    signer_names = {signer.name for signer in signers}
+    for signature in note.signatures:
+        if signature.name in signer_names:
+            await log.add_cosignature(
+                community.id, checkpoint.tree_size, signature.name, format_signature_line(signature)
+            )
+    out = _checkpoint_out(stored)
+    out.cosignatures = await log.cosignatures(community.id, checkpoint.tree_size)
+    return respond(out)
+
+
+@api.operation(
+    "GET",
+    "/v1/communities/{slug}/log/bundle",
+    tag=TAG,
+    summary="The community's log bundle, for offline audit (treasurers, admins)",
+    responses={200: None},
+    text_responses={200: BUNDLE_CONTENT_TYPE},
+)
+async def log_bundle(request: web.Request) -> web.StreamResponse:
+    """What `timebank audit export` writes (JSON Lines: a header with the origin,
+    keys, checkpoints and published balances, then every entry), for
+    `timebank audit verify` on any machine."""
+    community, actor = await community_actor(request, request.match_info["slug"])
+    actor.require_audit()
+    with tempfile.SpooledTemporaryFile(max_size=BUNDLE_IN_MEMORY_MAX_BYTES, mode="w+b") as spool:
+        text = io.TextIOWrapper(spool, encoding="utf-8", newline="\n")
+        async with request.app[DATABASE_POOL].acquire() as connection:
+            await export_bundle(connection, community.slug, text)
+        text.flush()
+        spool.seek(0)
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": BUNDLE_CONTENT_TYPE,
+                "Content-Disposition": f'attachment; filename="{community.slug}-log.jsonl"',
+            }
+        )
+        await response.prepare(request)
+        while chunk := spool.read(BUNDLE_CHUNK_BYTES):
+            await response.write(chunk)
+        text.detach()
+    await response.write_eof()
+    return response

@@ -583,6 +583,9 @@ class CheckpointOut(BaseModel):
     root_hash: str = Field(description="Base64 (standard) of the 32-byte root.")
     note: str = Field(description="The checkpoint as a C2SP signed note, exactly as signed.")
     created_at: datetime
+    cosignatures: list[str] = Field(
+        default_factory=list, description="Witnesses' signature lines for this checkpoint."
+    )
 
 
 class LogKeysOut(BaseModel):
@@ -710,3 +713,25 @@ class FlowOut(BaseModel):
 class FlowsOut(BaseModel):
     community: str
     items: list[FlowOut]
+
+
+class WitnessCreate(Request):
+    vkey: Annotated[str, Field(min_length=1, max_length=400)] = Field(
+        description="The witness's verifier key: <name>+<hex key id>+<base64 key>."
+    )
+
+
+class WitnessOut(BaseModel):
+    name: str
+    vkey: str
+    created_at: datetime
+
+
+class WitnessList(BaseModel):
+    items: list[WitnessOut]
+
+
+class CosignatureIn(Request):
+    note: Annotated[str, Field(min_length=1, max_length=65536)] = Field(
+        description="A checkpoint of this log, as served, with the witness's signature line added."
+    )

@@ -66,3 +66,16 @@ SELECT_COSIGNATURES = """
 SELECT witness_name, signature_line FROM log_cosignatures
  WHERE community_id = $1 AND tree_size = $2 ORDER BY witness_name
 """
+INSERT_WITNESS = """
+INSERT INTO log_witnesses (community_id, name, vkey) VALUES ($1, $2, $3)
+ON CONFLICT DO NOTHING RETURNING created_at
+"""
+SELECT_WITNESSES = """
+SELECT name, vkey, created_at FROM log_witnesses WHERE community_id = $1 ORDER BY name
+"""
+INSERT_COSIGNATURE = """
+INSERT INTO log_cosignatures (community_id, tree_size, witness_name, signature_line)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (community_id, tree_size, witness_name)
+DO UPDATE SET signature_line = EXCLUDED.signature_line
+"""

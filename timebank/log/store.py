@@ -233,6 +233,36 @@ class LogStore:
         rows = await run_translated(lambda: self._pool.fetch(queries.SELECT_KEYS, community_id))
         return [row["vkey"] for row in rows]
 
+    async def add_witness(self, community_id: uuid.UUID, verifier: Verifier) -> bool:
+        """Registers a witness's key; False when a witness of that name exists."""
+        created = await run_translated(
+            lambda: self._pool.fetchval(
+                queries.INSERT_WITNESS, community_id, verifier.name, format_verifier_key(verifier)
+            )
+        )
+        return created is not None
+
+    async def witnesses(self, community_id: uuid.UUID) -> list[tuple[str, str, datetime]]:
+        rows = await run_translated(
+            lambda: self._pool.fetch(queries.SELECT_WITNESSES, community_id)
+        )
+        return [(row["name"], row["vkey"], row["created_at"]) for row in rows]
+
+    async def add_cosignature(
+        self, community_id: uuid.UUID, tree_size: int, witness_name: str, line: str
+    ) -> None:
+        await run_translated(
+            lambda: self._pool.execute(
+                queries.INSERT_COSIGNATURE, community_id, tree_size, witness_name, line
+            )
+        )
+
+    async def cosignatures(self, community_id: uuid.UUID, tree_size: int) -> list[str]:
+        rows = await run_translated(
+            lambda: self._pool.fetch(queries.SELECT_COSIGNATURES, community_id, tree_size)
+        )
+        return [row["signature_line"] for row in rows]
+
     async def inclusion_proof(
         self, community_id: uuid.UUID, leaf_index: int, tree_size: int
     ) -> list[bytes]:
