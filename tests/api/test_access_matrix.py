@@ -241,6 +241,7 @@ CALLS: dict[str, Call] = {
     ),
     # Reading, confirming, voiding and reversing one.
     "read_posted": Call("GET", "/v1/transactions/{posted}", addressed="id"),
+    "read_receipt": Call("GET", "/v1/transactions/{posted}/receipt", addressed="id"),
     "read_posted_naming_community": Call(
         "GET", "/v1/transactions/{posted}?community={slug}", addressed="id"
     ),
@@ -412,6 +413,11 @@ MATRIX: dict[str, dict[Expected, str]] = {
     "batch_from_alice": {201: "alice", 403: "bob treasurer admin full"},
     # Parties read their transactions; treasurers, admins and auditing clients all.
     "read_posted": {
+        200: "alice bob treasurer admin full",
+        404: "operator",
+        403: "agency directory",
+    },
+    "read_receipt": {
         200: "alice bob treasurer admin full",
         404: "operator",
         403: "agency directory",

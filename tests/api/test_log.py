@@ -4,6 +4,7 @@ keys, entries that hash to the checkpoint's root, and proofs that check out."""
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -204,3 +205,32 @@ async def test_the_bundle_served_to_treasurers_verifies_offline(
     await expect(
         await api.get(f"/v1/communities/{world.slug}/log/bundle", headers=world.alice.auth), 403
     )
+
+
+async def test_a_receipt_proves_a_transaction_is_in_the_log(api: ApiClient, world: World) -> None:
+    """A pending transaction, then confirmed: its receipt holds both entries, a
+    signed checkpoint that includes them, and proofs that check out."""
+    body = transfer(world, world.alice, world.bob, 25, pending=True)
+    await expect(await api.post("/v1/transactions", json=body, headers=world.bob.auth), 201)
+    await expect(
+        await api.post(f"/v1/transactions/{body['id']}/confirm", headers=world.alice.auth), 200
+    )
+    receipt = await expect(
+        await api.get(f"/v1/transactions/{body['id']}/receipt", headers=world.bob.auth), 200
+    )
+    keys = await expect(
+        await api.get(f"/v1/communities/{world.slug}/log/keys", headers=world.bob.auth), 200
+    )
+    verifiers = [parse_verifier_key(key) for key in keys["keys"]]
+    checkpoint = parse_checkpoint(verify_note(receipt["checkpoint"]["note"], verifiers).body)
+    kinds = []
+    for item in receipt["entries"]:
+        assert merkle.verify_inclusion(
+            merkle.leaf_hash(item["entry"].encode()),
+            item["leaf_index"],
+            checkpoint.tree_size,
+            [base64.b64decode(node) for node in item["inclusion_proof"]],
+            checkpoint.root_hash,
+        )
+        kinds.append(json.loads(item["entry"])["type"])
+    assert kinds == ["transaction", "resolution"]

@@ -61,7 +61,7 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def _checkpoint_out(checkpoint: StoredCheckpoint) -> CheckpointOut:
+def checkpoint_out(checkpoint: StoredCheckpoint) -> CheckpointOut:
     origin = parse_checkpoint(parse_note(checkpoint.note).body).origin
     return CheckpointOut(
         origin=origin,
@@ -97,7 +97,7 @@ async def get_checkpoint(request: web.Request) -> web.Response:
     log grows."""
     community, actor = await community_actor(request, request.match_info["slug"])
     _require_reader(actor)
-    checkpoint = _checkpoint_out(await _latest(request, community))
+    checkpoint = checkpoint_out(await _latest(request, community))
     checkpoint.cosignatures = await request.app[LOG].cosignatures(
         community.id, checkpoint.tree_size
     )
@@ -118,7 +118,7 @@ async def create_checkpoint(request: web.Request) -> web.Response:
     _require_reader(actor)
     log = request.app[LOG]
     checkpoint = await log.checkpoint(community.id, community.slug)
-    return respond(_checkpoint_out(checkpoint or await _latest(request, community)))
+    return respond(checkpoint_out(checkpoint or await _latest(request, community)))
 
 
 @api.operation(
@@ -287,7 +287,7 @@ async def add_cosignature(request: web.Request) -> web.Response:
             await log.add_cosignature(
                 community.id, checkpoint.tree_size, signature.name, format_signature_line(signature)
             )
-    out = _checkpoint_out(stored)
+    out = checkpoint_out(stored)
     out.cosignatures = await log.cosignatures(community.id, checkpoint.tree_size)
     return respond(out)
 

@@ -735,3 +735,15 @@ class CosignatureIn(Request):
     note: Annotated[str, Field(min_length=1, max_length=65536)] = Field(
         description="A checkpoint of this log, as served, with the witness's signature line added."
     )
+
+
+class ReceiptEntryOut(BaseModel):
+    leaf_index: int
+    entry: str = Field(description="The entry's exact bytes, as UTF-8 text.")
+    inclusion_proof: list[str] = Field(description="RFC 9162 path to the checkpoint's root.")
+
+
+class ReceiptOut(BaseModel):
+    transaction_id: uuid.UUID
+    checkpoint: CheckpointOut
+    entries: list[ReceiptEntryOut]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Iterable, Sequence
 
@@ -10,6 +11,7 @@ from aiohttp import web
 from timebank.api.authentication import authenticate
 from timebank.api.context import actor_by_id, community_actor, named_community_actor, path_uuid
 from timebank.api.contract import body_of, query_of, respond
+from timebank.api.log import checkpoint_out
 from timebank.api.problems import status_for
 from timebank.api.registry import api
 from timebank.api.schemas import (
@@ -18,6 +20,8 @@ from timebank.api.schemas import (
     BatchOut,
     PostingOut,
     PostingsTransactionIn,
+    ReceiptEntryOut,
+    ReceiptOut,
     ResolveIn,
     ReverseIn,
     SignatureOut,
@@ -33,6 +37,7 @@ from timebank.errors import NotFound, TimebankError
 from timebank.keys import DIRECTORY, IDENTITIES, KEYS, LEDGER, LOG
 from timebank.ledger.errors import (
     BatchTooLarge,
+    DatabaseUnavailable,
     LedgerError,
     UnknownAccount,
     UnknownTransaction,
@@ -572,6 +577,50 @@ async def _stored_with_signatures(
         for signature in await store.signatures(community.id, transaction_id)
     ]
     return out
+
+
+@api.operation(
+    "GET",
+    "/v1/transactions/{id}/receipt",
+    tag=TAG,
+    summary="A transaction's receipt from the log",
+    query=TransactionQuery,
+    responses={200: ReceiptOut},
+)
+async def transaction_receipt(request: web.Request) -> web.Response:
+    """The transaction's log entries (as written, and as resolved), a signed
+    checkpoint that includes them, and each one's inclusion proof: what a member
+    keeps to show, later and to anyone, that the log holds their exchange."""
+    query = query_of(request, TransactionQuery)
+    transaction, community, actor = await _transaction_and_actor(
+        request, path_uuid(request), query.community
+    )
+    owners = await _leg_owners(request, transaction, community)
+    actor.require_transaction_read(owners.values())
+    log = request.app[LOG]
+    leaves = await log.transaction_leaves(community.id, transaction.id)
+    assert leaves, "every transaction is logged"
+    checkpoint = await log.latest_checkpoint(community.id)
+    if checkpoint is None or checkpoint.tree_size <= leaves[-1][0]:
+        checkpoint = await log.checkpoint(community.id, community.slug) or checkpoint
+    if checkpoint is None or checkpoint.tree_size <= leaves[-1][0]:
+        raise DatabaseUnavailable("the checkpoint is being signed; retry in a moment")
+    entries = [
+        ReceiptEntryOut(
+            leaf_index=index,
+            entry=entry.decode(),
+            inclusion_proof=[
+                base64.b64encode(node).decode()
+                for node in await log.inclusion_proof(community.id, index, checkpoint.tree_size)
+            ],
+        )
+        for index, entry in leaves
+    ]
+    return respond(
+        ReceiptOut(
+            transaction_id=transaction.id, checkpoint=checkpoint_out(checkpoint), entries=entries
+        )
+    )
 
 
 @api.operation(

@@ -79,3 +79,7 @@ VALUES ($1, $2, $3, $4)
 ON CONFLICT (community_id, tree_size, witness_name)
 DO UPDATE SET signature_line = EXCLUDED.signature_line
 """
+SELECT_TRANSACTION_LEAVES = """
+SELECT leaf_index, entry FROM log_entries
+ WHERE community_id = $1 AND transaction_id = $2 ORDER BY leaf_index
+"""

@@ -229,6 +229,17 @@ class LogStore:
         )
         return [bytes(row["entry"]) for row in rows]
 
+    async def transaction_leaves(
+        self, community_id: uuid.UUID, transaction_id: uuid.UUID
+    ) -> list[tuple[int, bytes]]:
+        """The log entries of a transaction (written, then resolved), by index."""
+        rows = await run_translated(
+            lambda: self._pool.fetch(
+                queries.SELECT_TRANSACTION_LEAVES, community_id, transaction_id
+            )
+        )
+        return [(row["leaf_index"], bytes(row["entry"])) for row in rows]
+
     async def verifier_keys(self, community_id: uuid.UUID) -> list[str]:
         rows = await run_translated(lambda: self._pool.fetch(queries.SELECT_KEYS, community_id))
         return [row["vkey"] for row in rows]
