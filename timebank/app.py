@@ -48,6 +48,7 @@ from timebank.ledger.store import LedgerStore
 from timebank.log.checkpointer import checkpoint_forever
 from timebank.log.store import LogKeys, LogStore
 from timebank.logging import flush_logs, flush_logs_forever
+from timebank.metrics import METRICS, Metrics
 from timebank.migrations import migrated_database
 from timebank.settings import Settings
 from timebank.signing.keys import KeyStore
@@ -89,6 +90,7 @@ def create_app(settings: Settings, *, prepare: Preparation | None = None) -> web
         client_max_size=REQUEST_BODY_SIZE_MAX_BYTES, middlewares=[request_context]
     )
     app[SETTINGS] = settings
+    app[METRICS] = Metrics()
     app.add_routes(api.routes())
     # The old readiness path, kept for the CLI's and Docker's health checks.
     app.router.add_get("/health", health.ready)

@@ -142,3 +142,24 @@ async def test_every_answer_carries_a_request_id(api: ApiClient, world: World) -
         "method_not_allowed",
         wrong_method.headers["X-Request-Id"],
     )
+
+
+async def test_metrics_count_requests_by_route_and_transactions_by_kind(
+    api: ApiClient, world: World
+) -> None:
+    """/metrics (Prometheus text) counts requests by route template and status,
+    transactions written by kind, and reads the pending count and the pool."""
+    body = transfer(world, world.alice, world.bob, 5)
+    await expect(await api.post("/v1/transactions", json=body, headers=world.alice.auth), 201)
+    await expect(await api.get(f"/v1/transactions/{body['id']}", headers=world.alice.auth), 200)
+    response = await api.get("/metrics")
+    text = await response.text()
+    assert response.status == 200
+    assert (
+        'timebank_http_requests_total{method="POST",route="/v1/transactions",status="201"} 1.0'
+        in text
+    )
+    assert 'route="/v1/transactions/{id}",status="200"' in text
+    assert 'timebank_transactions_posted_total{kind="exchange",state="posted"} 1.0' in text
+    assert "timebank_transactions_pending " in text
+    assert "timebank_database_pool_connections " in text

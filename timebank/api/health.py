@@ -11,6 +11,7 @@ from timebank.api.contract import respond
 from timebank.api.registry import api
 from timebank.api.schemas import Health
 from timebank.keys import DATABASE_POOL
+from timebank.metrics import METRICS
 
 TAG = "Health"
 
@@ -31,6 +32,23 @@ async def database_reachable(pool: asyncpg.Pool) -> bool:
 async def live(request: web.Request) -> web.Response:
     """The process answers: it is alive, whatever the database does."""
     return respond(Health(status="ok"))
+
+
+@api.operation(
+    "GET",
+    "/metrics",
+    tag=TAG,
+    summary="Prometheus metrics",
+    responses={200: None},
+    text_responses={200: "text/plain"},
+    public=True,
+)
+async def metrics(request: web.Request) -> web.Response:
+    """Requests by route and status with their latency, transactions posted by
+    kind, pending transactions, the webhook backlog and the database pool's use,
+    in the Prometheus text format."""
+    body = await request.app[METRICS].exposition(request.app[DATABASE_POOL])
+    return web.Response(body=body, content_type="text/plain", charset="utf-8")
 
 
 @api.operation(

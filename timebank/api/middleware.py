@@ -14,6 +14,7 @@ from aiohttp.typedefs import Handler
 
 from timebank.api.problems import error_problem, problem
 from timebank.errors import TimebankError
+from timebank.metrics import METRICS
 
 logger = structlog.get_logger("timebank.http")
 
@@ -44,14 +45,24 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             response.headers[REQUEST_ID_HEADER] = request_id
             return response
         finally:
+            duration_s = time.perf_counter() - started
             logger.info(
                 "request",
                 method=request.method,
                 path=request.path,
                 status=status,
                 principal=request[PRINCIPAL],
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                duration_ms=round(duration_s * 1000, 2),
             )
+            metrics = request.app.get(METRICS)
+            if metrics is not None:
+                metrics.observe_request(request.method, _route(request), status, duration_s)
+
+
+def _route(request: web.Request) -> str:
+    """The route's template (bounded label values), not the path."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
 
 
 async def _answer(request: web.Request, handler: Handler, request_id: str) -> web.StreamResponse:

@@ -54,6 +54,7 @@ from timebank.ledger.models import (
     TransactionResult,
 )
 from timebank.ledger.store import StoredSignature
+from timebank.metrics import METRICS
 from timebank.signing import intents
 from timebank.signing.errors import SignatureMalformed, SignatureRefused, SignatureRequired
 from timebank.signing.service import decode, verified_ack, verified_intent
@@ -288,6 +289,10 @@ async def post_transaction(request: web.Request) -> web.Response:
     else:
         result = await store.post(ledger_request_)
     status = 201 if result.outcome is Outcome.CREATED else 200
+    if result.outcome is Outcome.CREATED:
+        request.app[METRICS].transactions.labels(
+            ledger_request_.kind.value, result.state.value
+        ).inc()
     return respond(written_out(ledger_request_, result, community), status)
 
 

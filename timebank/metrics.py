@@ -1,0 +1,74 @@
+"""Prometheus metrics: request rate and latency by route and status, transactions
+posted by kind, and, read when scraped, pending transactions, the webhook backlog
+and the database pool's use. Each application has its own registry."""
+
+from __future__ import annotations
+
+import asyncpg
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS_S = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+SELECT_PENDING = "SELECT count(*) FROM transactions WHERE state = 'pending'"
+SELECT_WEBHOOK_BACKLOG = "SELECT count(*) FROM webhook_deliveries WHERE state = 'pending'"
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "timebank_http_requests",
+            "HTTP requests answered, by method, route template and status.",
+            ("method", "route", "status"),
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "timebank_http_request_duration_seconds",
+            "Time to answer an HTTP request, by method and route template.",
+            ("method", "route"),
+            buckets=LATENCY_BUCKETS_S,
+            registry=self.registry,
+        )
+        self.transactions = Counter(
+            "timebank_transactions_posted",
+            "Transactions written through the API, by kind and state.",
+            ("kind", "state"),
+            registry=self.registry,
+        )
+        self.pending = Gauge(
+            "timebank_transactions_pending", "Pending transactions.", registry=self.registry
+        )
+        self.webhook_backlog = Gauge(
+            "timebank_webhook_deliveries_pending",
+            "Webhook deliveries not yet made.",
+            registry=self.registry,
+        )
+        self.pool_size = Gauge(
+            "timebank_database_pool_connections",
+            "Connections the database pool holds.",
+            registry=self.registry,
+        )
+        self.pool_idle = Gauge(
+            "timebank_database_pool_idle_connections",
+            "Connections of the pool not in use.",
+            registry=self.registry,
+        )
+
+    def observe_request(self, method: str, route: str, status: int, duration_s: float) -> None:
+        self.requests.labels(method, route, str(status)).inc()
+        self.latency.labels(method, route).observe(duration_s)
+
+    async def exposition(self, pool: asyncpg.Pool) -> bytes:
+        """The text exposition, with the gauges read now."""
+        self.pool_size.set(pool.get_size())
+        self.pool_idle.set(pool.get_idle_size())
+        try:
+            self.pending.set(await pool.fetchval(SELECT_PENDING))
+            self.webhook_backlog.set(await pool.fetchval(SELECT_WEBHOOK_BACKLOG))
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            # The database is away: the request figures are still worth serving.
+            pass
+        return generate_latest(self.registry)
+
+
+METRICS = web.AppKey("metrics", Metrics)
