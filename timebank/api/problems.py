@@ -156,7 +156,8 @@ def code_meanings() -> dict[str, str]:
         }
     )
     meanings[DatabaseUnavailable.code] = (
-        "the database is unreachable: nothing was written; retry after Retry-After seconds"
+        "the database is unreachable or was lost mid-call: the write may or may not have"
+        " been made; retry with the same id after Retry-After seconds (never doubled)"
     )
     meanings.update(EDGE_MEANINGS)
     return meanings

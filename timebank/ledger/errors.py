@@ -261,8 +261,10 @@ def error_from_code(code: str, context: dict[str, Any]) -> LedgerError:
 
 
 class DatabaseUnavailable(LedgerError):
-    """The database cannot be reached right now; nothing was written. Retry later
-    with the same transaction id."""
+    """The database could not be reached, or the connection was lost before its
+    answer came back: the write may or may not have been made. Retry with the same
+    transaction id, which is safe: it answers as the original would (200 if it was
+    made, 201 if it is made now), never twice."""
 
     code = "database_unavailable"
     title = "The ledger's database is unavailable; retry later"

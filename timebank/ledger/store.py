@@ -69,8 +69,9 @@ RETRY_BACKOFF_S = 0.005
 SEQ_AFTER_LAST = 2**63 - 1
 # Later than any transaction, for the first page of the journal.
 JOURNAL_AFTER_LAST = datetime(9999, 1, 1, tzinfo=UTC)
-# The server is unreachable or going away (shutdown, restart, crash recovery): the
-# request wrote nothing and may be retried with the same transaction id.
+# The server is unreachable or going away (shutdown, restart, crash recovery). A
+# connection lost during a call leaves its outcome unknown (the commit may have
+# happened): the caller retries with the same transaction id, which is idempotent.
 CONNECTION_SQLSTATE_CLASS = "08"
 SERVER_GOING_AWAY_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
 # Text PostgreSQL cannot hold: a NUL character, or one outside the encoding.
@@ -81,7 +82,10 @@ def _translate(error: asyncpg.PostgresError) -> LedgerError | None:
     """The named ledger error behind a database error, or None if it is a bug."""
     sqlstate = getattr(error, "sqlstate", None) or ""
     if sqlstate.startswith(CONNECTION_SQLSTATE_CLASS) or sqlstate in SERVER_GOING_AWAY_SQLSTATES:
-        return DatabaseUnavailable(f"the database is unavailable: {error}")
+        return DatabaseUnavailable(
+            f"the database is unavailable ({error}); the write may or may not have been"
+            " made: retry with the same id"
+        )
     if sqlstate == LEDGER_ERROR_SQLSTATE:
         detail = getattr(error, "detail", None)
         context: dict[str, Any] = json.loads(detail) if detail else {}
