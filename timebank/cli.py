@@ -61,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--output", type=Path, help="file to write (default: standard output)")
     verify = audit.add_parser("verify", help="verify a log bundle offline; exit 1 if it fails")
     verify.add_argument("bundle", type=Path)
+    verify.add_argument("--jobs", type=int, help="worker processes (default: every core; 1: none)")
     verify.add_argument(
         "--earlier",
         type=Path,
@@ -108,14 +109,14 @@ async def _export(settings: Settings, slug: str, output: Path | None) -> int:
     return EXIT_OK
 
 
-def _verify(bundle: Path, earlier: Path | None) -> int:
+def _verify(bundle: Path, earlier: Path | None, jobs: int | None) -> int:
     """Offline: no database, no settings beyond the command line."""
 
     def progress(done: int, total: int) -> None:
         print(f"verified {done:,} of {total:,} entries", file=sys.stderr, flush=True)
 
     note = earlier.read_text(encoding="utf-8") if earlier is not None else None
-    result = verify_bundle(bundle, earlier_checkpoint=note, progress=progress)
+    result = verify_bundle(bundle, earlier_checkpoint=note, progress=progress, jobs=jobs)
     if result.ok:
         print(
             f"log of {result.origin} verified: {result.size:,} entries,"
@@ -158,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if arguments.command == "check":
             return asyncio.run(_check(settings))
         if arguments.command == "audit" and arguments.audit_command == "verify":
-            return _verify(arguments.bundle, arguments.earlier)
+            return _verify(arguments.bundle, arguments.earlier, arguments.jobs)
         if arguments.command == "audit":
             return asyncio.run(_export(settings, arguments.community, arguments.output))
         if arguments.command == "admin":

@@ -8,12 +8,18 @@ bytes (canonical JSON holds no newline)."""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
+import multiprocessing
+import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, ParamSpec, TextIO, TypeVar
 
 from timebank.database import DatabaseConnection
 from timebank.ledger.invariants import InvariantViolation
@@ -25,11 +31,29 @@ from timebank.log.note import (
     parse_verifier_key,
     verify_note,
 )
-from timebank.log.replay import Replay, ReplayError, apply_entry, parse_entry
+from timebank.log.replay import (
+    LoggedKey,
+    Precomputed,
+    Replay,
+    ReplayError,
+    apply_entry,
+    parse_entry,
+)
 
 BUNDLE_FORMAT = "timebank-log-bundle/1"
 ENTRIES_PER_READ = 10_000
 PROGRESS_EVERY_ENTRIES = 100_000
+# Entries a worker reads at a time: a power of two, so that each whole chunk is a perfect
+# subtree of the log's Merkle tree; a few MB of text, about a second of work.
+ENTRIES_PER_CHUNK = 8_192
+# Chunks read ahead per worker: enough to keep the workers busy while the replay runs,
+# few enough to bound memory (each chunk and its results are some 20 MB at most).
+CHUNKS_IN_FLIGHT_PER_WORKER = 2
+# In canonical JSON, a key entry holds this; other entries cannot (quotes are escaped).
+KEY_ENTRY_MARK = b'"type":"key"'
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 SELECT_COMMUNITY = "SELECT id, slug FROM communities WHERE slug = $1"
 SELECT_COMMUNITIES = "SELECT id, slug FROM communities ORDER BY slug"
@@ -133,7 +157,7 @@ class Verification:
         return not self.problems
 
 
-def _read_bundle(path: Path) -> tuple[dict[str, Any], Iterator[bytes]]:
+def _read_bundle(path: Path) -> tuple[dict[str, Any], Generator[bytes, None, None]]:
     handle = path.open("rb")
     first = handle.readline()
     try:
@@ -145,7 +169,7 @@ def _read_bundle(path: Path) -> tuple[dict[str, Any], Iterator[bytes]]:
         handle.close()
         raise BundleError(f"{path}: not a {BUNDLE_FORMAT} bundle")
 
-    def entries() -> Iterator[bytes]:
+    def entries() -> Generator[bytes, None, None]:
         with handle:
             for line in handle:
                 yield line.rstrip(b"\n")
@@ -158,45 +182,257 @@ def verify_bundle(
     *,
     earlier_checkpoint: str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    jobs: int | None = None,
+    chunk_entries: int = ENTRIES_PER_CHUNK,
 ) -> Verification:
     """Checks a bundle offline: every checkpoint's signature and root against the
     entries, consistency with an earlier checkpoint (a signed note you kept), every
     entry's form and place (replayed in order), and the published balances against
-    the replay. Problems name the first bad entry and why."""
+    the replay. Problems name the first bad entry and why.
+
+    The entries' reading, hashing and signature checks run in `jobs` processes
+    (default: one per core), `chunk_entries` (a power of two) at a time; the
+    replay itself runs here, in order, on their results."""
+    assert chunk_entries > 0, "chunks hold entries"
+    assert chunk_entries & (chunk_entries - 1) == 0, "chunks of a power of two, aligned"
     header, entries = _read_bundle(path)
     result = Verification(origin=str(header.get("origin") or ""), size=int(header["size"]))
     verifiers = _verifiers(header, result)
     checkpoints = _signed_checkpoints(header, verifiers, result)
-    wanted_sizes = {size for size, _ in checkpoints}
-    roots_at: dict[int, bytes] = {}
     state = Replay(origin=result.origin or None)
-    frontier: merkle.Frontier = ()
-    for raw in entries:
-        index = state.size
-        try:
-            apply_entry(state, parse_entry(index, raw))
-        except ReplayError as error:
-            result.problems.append(str(error))
-            return result
-        frontier = merkle.append(frontier, index, merkle.leaf_hash(raw))
-        state.size += 1
-        if state.size in wanted_sizes:
-            roots_at[state.size] = merkle.root_from_frontier(frontier, state.size)
-        if progress is not None and state.size % PROGRESS_EVERY_ENTRIES == 0:
-            progress(state.size, result.size)
+    tree = _ChunkedTree(chunk_entries, {size for size, _ in checkpoints})
+    workers = jobs if jobs is not None else (os.cpu_count() or 1)
+    try:
+        with contextlib.closing(entries):
+            _replay_chunks(state, tree, entries, workers, _progress_every(progress, result.size))
+    except ReplayError as error:
+        result.problems.append(str(error))
+        return result
     if state.size != result.size:
         result.problems.append(
             f"the bundle holds {state.size} entries, its header says {result.size}"
         )
+    roots_at = tree.roots(state.size)
     for size, root in checkpoints:
         if roots_at.get(size) != root:
             result.problems.append(f"checkpoint of size {size}: its root is not the entries' root")
         else:
             result.checkpoints_verified += 1
     if earlier_checkpoint is not None:
-        _check_earlier(earlier_checkpoint, verifiers, roots_at, frontier, state, result)
+        _check_earlier(earlier_checkpoint, verifiers, roots_at, state, result)
     _compare_balances(state, header.get("balances") or {}, result)
     return result
+
+
+def _progress_every(
+    progress: Callable[[int, int], None] | None, total: int
+) -> Callable[[int], None]:
+    def report(done: int) -> None:
+        if progress is not None and done % PROGRESS_EVERY_ENTRIES == 0:
+            progress(done, total)
+
+    return report
+
+
+# The entries, a chunk at a time: read, hashed and their signatures checked in worker
+# processes; replayed here, in order.
+
+
+@dataclass(frozen=True, slots=True)
+class _ChunkJob:
+    """What a worker needs to read a chunk of entries."""
+
+    first_index: int
+    lines: list[bytes]
+    # The member keys logged up to the chunk's end, each under its first registration.
+    keys: dict[str, LoggedKey]
+    # Tree sizes (counted from the chunk's start, below its length) whose frontier is wanted.
+    frontier_sizes: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _ChunkRead:
+    """A chunk's entries checked canonical (up to the first that is not), the costly
+    steps of their replay done ahead, and their Merkle tree's hashes. The entries
+    themselves are not sent back: parsing them again costs less than unpickling."""
+
+    canonical_entries: int
+    ahead: Precomputed
+    failure: ReplayError | None
+    # The root of the chunk's leaves (its perfect subtree, when the chunk is whole).
+    root: bytes | None
+    frontiers: dict[int, merkle.Frontier]
+
+
+def _read_chunk(job: _ChunkJob) -> _ChunkRead:
+    """Runs in a worker: nothing here depends on earlier chunks."""
+    leaf_hashes: list[bytes] = []
+    ahead = Precomputed()
+    for offset, raw in enumerate(job.lines):
+        try:
+            entry = parse_entry(job.first_index + offset, raw)
+        except ReplayError as error:
+            return _ChunkRead(offset, ahead, error, None, {})
+        leaf_hashes.append(merkle.leaf_hash(raw))
+        ahead.compute(entry, job.keys)
+    frontiers: dict[int, merkle.Frontier] = {}
+    if job.frontier_sizes:
+        subtree_hash = merkle.subtree_hash_of(leaf_hashes)
+        for size in job.frontier_sizes:
+            if size <= len(leaf_hashes):  # a last chunk may be shorter
+                frontiers[size] = merkle.frontier_of(size, subtree_hash)
+    return _ChunkRead(len(leaf_hashes), ahead, None, merkle.root_of(leaf_hashes), frontiers)
+
+
+class _ChunkedTree:
+    """The entries' Merkle tree, a chunk at a time: each whole chunk's perfect subtree
+    (chunks start at multiples of their power-of-two size), and each wanted size's
+    frontier within its chunk. A tree's frontier is that of its whole chunks followed
+    by that of the rest, so the roots at the wanted sizes follow, with no leaf kept."""
+
+    def __init__(self, chunk_entries: int, wanted_sizes: set[int]) -> None:
+        self.chunk_entries = chunk_entries
+        self.wanted_sizes = wanted_sizes
+        self._chunk_roots: list[bytes] = []
+        self._frontiers: dict[int, merkle.Frontier] = {}  # by size, within its chunk
+        self._sizes_by_chunk: dict[int, list[int]] = {}
+        for size in sorted(wanted_sizes):
+            chunk_index, within = divmod(size, chunk_entries)
+            if within:
+                self._sizes_by_chunk.setdefault(chunk_index, []).append(within)
+
+    def frontier_sizes(self, chunk_index: int) -> tuple[int, ...]:
+        return tuple(self._sizes_by_chunk.get(chunk_index, ()))
+
+    def add(self, chunk_index: int, read: _ChunkRead) -> None:
+        start = chunk_index * self.chunk_entries
+        assert len(self._chunk_roots) == chunk_index, "chunks are added in order"
+        if read.canonical_entries == self.chunk_entries and read.root is not None:
+            self._chunk_roots.append(read.root)
+        for within, frontier in read.frontiers.items():
+            self._frontiers[start + within] = frontier
+
+    def roots(self, size_max: int) -> dict[int, bytes]:
+        """The roots at the wanted sizes up to `size_max` (the entries added)."""
+        whole_chunks = merkle.subtree_hash_of(self._chunk_roots)
+        roots = {}
+        for size in self.wanted_sizes:
+            if not 0 < size <= size_max:
+                continue
+            chunk_count, within = divmod(size, self.chunk_entries)
+            frontier = merkle.frontier_of(chunk_count, whole_chunks)
+            if within:
+                frontier += self._frontiers[size]
+            roots[size] = merkle.root_from_frontier(frontier, size)
+        return roots
+
+
+def _replay_chunks(
+    state: Replay,
+    tree: _ChunkedTree,
+    entries: Iterator[bytes],
+    workers: int,
+    report: Callable[[int], None],
+) -> None:
+    """Replays all the entries onto `state`, their chunks read ahead by `workers`
+    processes (here, when one or a single chunk); raises the first ReplayError."""
+    chunks = _chunks(entries, tree.chunk_entries)
+    first = next(chunks, [])
+    second = next(chunks, [])
+    in_process = workers <= 1 or not second
+    keys: dict[str, LoggedKey] = {}
+    with _InProcess() if in_process else _worker_pool(workers) as executor:
+        in_flight: deque[tuple[_ChunkJob, Future[_ChunkRead]]] = deque()
+        try:
+            for chunk_index, lines in enumerate(itertools.chain([first, second], chunks)):
+                if not lines:
+                    break
+                if _note_keys(lines, keys):
+                    keys = dict(keys)  # the submitted jobs keep theirs unchanged
+                job = _ChunkJob(
+                    chunk_index * tree.chunk_entries, lines, keys, tree.frontier_sizes(chunk_index)
+                )
+                in_flight.append((job, executor.submit(_read_chunk, job)))
+                if len(in_flight) > workers * CHUNKS_IN_FLIGHT_PER_WORKER:
+                    _apply_chunk(state, tree, *in_flight.popleft(), report)
+            while in_flight:
+                _apply_chunk(state, tree, *in_flight.popleft(), report)
+        except BaseException:
+            executor.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+def _apply_chunk(
+    state: Replay,
+    tree: _ChunkedTree,
+    job: _ChunkJob,
+    reading: Future[_ChunkRead],
+    report: Callable[[int], None],
+) -> None:
+    read = reading.result()
+    assert state.size == job.first_index, "chunks are applied in order"
+    for raw in job.lines[: read.canonical_entries]:
+        apply_entry(state, json.loads(raw), read.ahead)
+        state.size += 1
+        report(state.size)
+    if read.failure is not None:
+        raise read.failure
+    tree.add(job.first_index // tree.chunk_entries, read)
+
+
+def _chunks(entries: Iterator[bytes], chunk_entries: int) -> Iterator[list[bytes]]:
+    while lines := list(itertools.islice(entries, chunk_entries)):
+        yield lines
+
+
+def _note_keys(lines: list[bytes], keys: dict[str, LoggedKey]) -> bool:
+    """Adds the member keys these lines register (the first registration of each key
+    id) to `keys`; True if any. Only a hint for the workers, which check signatures
+    with these keys: the replay uses a worker's result only when the key it finds
+    live at that position is the same, and checks itself otherwise."""
+    added = False
+    for raw in lines:
+        if KEY_ENTRY_MARK not in raw:
+            continue
+        try:
+            entry = json.loads(raw)
+        except ValueError:
+            continue
+        if not isinstance(entry, dict) or entry.get("type") != "key":
+            continue
+        key_id, algorithm, public_key = (
+            entry.get("key_id"),
+            entry.get("algorithm"),
+            entry.get("public_key"),
+        )
+        if (
+            isinstance(key_id, str)
+            and isinstance(algorithm, str)
+            and isinstance(public_key, str)
+            and key_id not in keys
+        ):
+            keys[key_id] = (algorithm, public_key)
+            added = True
+    return added
+
+
+def _worker_pool(workers: int) -> ProcessPoolExecutor:
+    # Not fork: the caller may hold threads and connections (a server, a test loop).
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context)
+
+
+class _InProcess(Executor):
+    """Runs each job at once, in this process."""
+
+    def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
+        future: Future[_T] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as error:
+            future.set_exception(error)
+        return future
 
 
 def _verifiers(header: dict[str, Any], result: Verification) -> list[Verifier]:
@@ -235,7 +471,6 @@ def _check_earlier(
     note: str,
     verifiers: list[Verifier],
     roots_at: dict[int, bytes],
-    frontier: merkle.Frontier,
     state: Replay,
     result: Verification,
 ) -> None:

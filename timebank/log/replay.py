@@ -1,15 +1,23 @@
 """Replaying a community's log: from its entries alone, in order, rebuild every
 account's balance and check that each entry is possible at its position (known
 accounts and units, balanced postings per unit, pending transactions resolved
-once). Pure: the offline verifier and `timebank check` both use it."""
+once, signatures by keys live there). Pure: the offline verifier and
+`timebank check` both use it.
+
+The costly steps of a replay need no state: reading an entry (its canonical form),
+reading what a signature signed (an intent or acknowledgement) and checking a
+signature against a key. They are plain functions of their inputs, so a verifier
+may compute them ahead, in other processes, as a `Precomputed`: the replay then
+takes each result from it when the inputs match, and computes it otherwise. The
+rules stay here, once, and the stateful replay stays sequential and cheap."""
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple, TypeVar, cast
 
 import rfc8785
 
@@ -17,6 +25,11 @@ from timebank.signing import intents
 
 ENTRY_VERSION = 1
 RESOLVED_STATES = frozenset({"posted", "voided", "expired"})
+# RFC 8785 (I-JSON) integers; the quick canonical check leaves any other number to rfc8785.
+INTEGER_MAX = 2**53 - 1
+INTENT_FIELDS = ("ledger", "tx_id", "payer", "payee", "amount", "unit", "memo_hash")
+
+T = TypeVar("T")
 
 
 class ReplayError(Exception):
@@ -26,6 +39,10 @@ class ReplayError(Exception):
         self.leaf_index = leaf_index
         self.reason = reason
         super().__init__(f"entry {leaf_index}: {reason}")
+
+    def __reduce__(self) -> tuple[type[ReplayError], tuple[int, str]]:
+        # Raised in a verifier's worker process and passed back whole.
+        return (ReplayError, (self.leaf_index, self.reason))
 
 
 @dataclass
@@ -70,8 +87,63 @@ class Replay:
         return {account_id: state.balance for account_id, state in self.accounts.items()}
 
 
+# Reading entries.
+
+
+class _NotPlain(Exception):
+    """A number the quick canonical check leaves to rfc8785 (a fraction, an exponent,
+    NaN or Infinity, an integer beyond I-JSON's)."""
+
+
+def _refuse_number(text: str) -> Any:
+    raise _NotPlain(text)
+
+
+def _plain_integer(text: str) -> int:
+    value = int(text)
+    if not -INTEGER_MAX <= value <= INTEGER_MAX:
+        raise _NotPlain(text)
+    return value
+
+
+_PLAIN_DECODER = json.JSONDecoder(
+    parse_float=_refuse_number, parse_constant=_refuse_number, parse_int=_plain_integer
+)
+# For ASCII text with integers only, what RFC 8785 writes: keys sorted (UTF-16 order is
+# code point order in ASCII), no whitespace, the same escapes ("\\n", "\\u001f"...).
+_SORTED_COMPACT_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, sort_keys=True, separators=(",", ":"), check_circular=False
+)
+
+
 def parse_entry(leaf_index: int, raw: bytes) -> dict[str, Any]:
     """An entry's JSON object; it must be RFC 8785 canonical, byte for byte."""
+    entry = _plainly_canonical(raw)
+    if entry is None:
+        entry = _canonical(leaf_index, raw)
+    if entry.get("v") != ENTRY_VERSION:
+        raise ReplayError(leaf_index, f"unknown entry version {entry.get('v')!r}")
+    return entry
+
+
+def _plainly_canonical(raw: bytes) -> dict[str, Any] | None:
+    """The entry, if it is ASCII holding no number but I-JSON integers and is exactly
+    the standard library's sorted compact JSON of itself: then it is RFC 8785's form
+    too, found four times faster than by rfc8785. None leaves the entry to `_canonical`,
+    which decides (and says why not)."""
+    if not raw.isascii():
+        return None
+    text = raw.decode("ascii")
+    try:
+        entry = _PLAIN_DECODER.decode(text)
+    except (_NotPlain, ValueError):
+        return None
+    if not isinstance(entry, dict) or _SORTED_COMPACT_ENCODER.encode(entry) != text:
+        return None
+    return entry
+
+
+def _canonical(leaf_index: int, raw: bytes) -> dict[str, Any]:
     try:
         entry = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as error:
@@ -84,9 +156,157 @@ def parse_entry(leaf_index: int, raw: bytes) -> dict[str, Any]:
         raise ReplayError(leaf_index, f"cannot be canonical: {error}") from None
     if canonical != raw:
         raise ReplayError(leaf_index, "not in RFC 8785 canonical form")
-    if entry.get("v") != ENTRY_VERSION:
-        raise ReplayError(leaf_index, f"unknown entry version {entry.get('v')!r}")
     return entry
+
+
+# The costly pure steps, and their results computed ahead.
+
+
+class IntentSays(NamedTuple):
+    """What a transfer intent says, as the transaction's entry spells it."""
+
+    ledger: str
+    tx_id: str
+    payer: str
+    payee: str
+    amount: int
+    unit: str
+    memo_hash: str
+
+
+def read_signature(signature: Mapping[str, Any]) -> tuple[bytes, bytes]:
+    """The signed bytes and the signature of a logged signature, base64url-decoded."""
+    signed = intents.b64url_decode(signature["signed"])
+    raw_signature = intents.b64url_decode(signature["signature"])
+    return signed, raw_signature
+
+
+def read_intent(signed: bytes) -> IntentSays:
+    intent = intents.parse_transfer_intent(signed)
+    return IntentSays(
+        ledger=intent.ledger,
+        tx_id=str(intent.tx_id),
+        payer=str(intent.payer),
+        payee=str(intent.payee),
+        amount=intent.amount,
+        unit=intent.unit,
+        memo_hash=intent.memo_hash,
+    )
+
+
+def verification_problem(
+    algorithm: str, public_key: str, signed: bytes, raw_signature: bytes
+) -> str | None:
+    """Why the logged key (algorithm, base64url public key) does not verify the
+    signature, or None when it does."""
+    try:
+        public_key_bytes = intents.b64url_decode(public_key)
+    except intents.SignatureError:
+        return "a logged key cannot be read"
+    if not intents.verify_signature(
+        intents.KeyAlgorithm(algorithm), public_key_bytes, signed, raw_signature
+    ):
+        return "a signature does not verify"
+    return None
+
+
+def _outcome(step: Callable[..., T], *arguments: Any) -> T | Exception:
+    """The step's value, or the exception it raised (kept, to be raised where the
+    value is used, as if the step ran there)."""
+    try:
+        return step(*arguments)
+    except Exception as error:  # any: it is raised again, unchanged
+        return error
+
+
+def _result(outcome: T | Exception) -> T:
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+LoggedKey = tuple[str, str]
+"""A key as logged: (algorithm, base64url public key)."""
+
+_ABSENT = object()
+
+
+class Precomputed:
+    """Results of the replay's costly pure steps, computed ahead and keyed by their
+    inputs, so that taking one is the same as computing it. Empty, it computes all.
+    Plain values and exceptions only: it crosses process boundaries by the chunk."""
+
+    def __init__(self) -> None:
+        self.decoded_signatures: dict[tuple[str, str], tuple[bytes, bytes] | Exception] = {}
+        self.read_intents: dict[bytes, IntentSays | Exception] = {}
+        self.read_acks: dict[bytes, intents.Ack | Exception] = {}
+        self.verifications: dict[tuple[str, str, bytes, bytes], str | Exception | None] = {}
+
+    def compute(self, entry: dict[str, Any], keys: Mapping[str, LoggedKey]) -> None:
+        """Computes ahead what replaying `entry` will ask, checking each signature
+        with the key `keys` has under its key id (the first registered)."""
+        kind = entry.get("type")
+        signatures = entry.get("signatures")
+        if kind not in ("transaction", "resolution") or not isinstance(signatures, list):
+            return
+        for signature in signatures:
+            if isinstance(signature, dict):
+                self._compute_signature(kind, signature, keys)
+
+    def _compute_signature(
+        self, kind: str, signature: dict[str, Any], keys: Mapping[str, LoggedKey]
+    ) -> None:
+        encoded = _encoded(signature)
+        if encoded is None:
+            return
+        decoded = self.decoded_signatures[encoded] = _outcome(read_signature, signature)
+        if isinstance(decoded, Exception):
+            return
+        signed, raw_signature = decoded
+        purpose = signature.get("purpose")
+        if kind == "transaction" and purpose == "intent":
+            self.read_intents[signed] = _outcome(read_intent, signed)
+        elif kind == "resolution" and purpose == "ack":
+            self.read_acks[signed] = _outcome(intents.parse_ack, signed)
+        key_id = signature.get("key_id")
+        key = keys.get(key_id) if isinstance(key_id, str) else None
+        if key is not None:
+            self.verifications[(*key, signed, raw_signature)] = _outcome(
+                verification_problem, *key, signed, raw_signature
+            )
+
+    def signature(self, signature: Mapping[str, Any]) -> tuple[bytes, bytes]:
+        encoded = _encoded(signature)
+        known = self.decoded_signatures.get(encoded) if encoded is not None else None
+        return _result(known) if known is not None else read_signature(signature)
+
+    def intent(self, signed: bytes) -> IntentSays:
+        known = self.read_intents.get(signed)
+        return _result(known) if known is not None else read_intent(signed)
+
+    def ack(self, signed: bytes) -> intents.Ack:
+        known = self.read_acks.get(signed)
+        return _result(known) if known is not None else intents.parse_ack(signed)
+
+    def verification(self, key: KeyState, signed: bytes, raw_signature: bytes) -> str | None:
+        known: object = _ABSENT
+        if isinstance(key.algorithm, str) and isinstance(key.public_key, str):
+            inputs = (key.algorithm, key.public_key, signed, raw_signature)
+            known = self.verifications.get(inputs, _ABSENT)
+        if known is _ABSENT:
+            return verification_problem(key.algorithm, key.public_key, signed, raw_signature)
+        return _result(cast(str | Exception | None, known))
+
+
+def _encoded(signature: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The base64url texts of a signature, when both are text (a usable key)."""
+    signed, raw_signature = signature.get("signed"), signature.get("signature")
+    if isinstance(signed, str) and isinstance(raw_signature, str):
+        return signed, raw_signature
+    return None
+
+
+# Replaying.
 
 
 def replay(entries: Iterable[bytes], state: Replay | None = None) -> Replay:
@@ -98,8 +318,11 @@ def replay(entries: Iterable[bytes], state: Replay | None = None) -> Replay:
     return state
 
 
-def apply_entry(state: Replay, entry: dict[str, Any]) -> None:
+def apply_entry(state: Replay, entry: dict[str, Any], ahead: Precomputed | None = None) -> None:
+    """Applies the entry at leaf `state.size` (the caller counts it), taking what
+    `ahead` holds of its costly steps."""
     index = state.size
+    ahead = ahead if ahead is not None else Precomputed()
     kind = entry.get("type")
     try:
         if kind == "unit":
@@ -107,9 +330,9 @@ def apply_entry(state: Replay, entry: dict[str, Any]) -> None:
         elif kind == "account":
             _apply_account(state, entry)
         elif kind == "transaction":
-            _apply_transaction(state, index, entry)
+            _apply_transaction(state, index, entry, ahead)
         elif kind == "resolution":
-            _apply_resolution(state, index, entry)
+            _apply_resolution(state, index, entry, ahead)
         elif kind == "key":
             _apply_key(state, index, entry)
         elif kind == "key_revocation":
@@ -138,7 +361,9 @@ def _apply_account(state: Replay, entry: dict[str, Any]) -> None:
     )
 
 
-def _apply_transaction(state: Replay, index: int, entry: dict[str, Any]) -> None:
+def _apply_transaction(
+    state: Replay, index: int, entry: dict[str, Any], ahead: Precomputed
+) -> None:
     transaction_id = entry["id"]
     if transaction_id in state.transactions:
         raise ReplayError(index, f"transaction {transaction_id} appears twice")
@@ -155,7 +380,7 @@ def _apply_transaction(state: Replay, index: int, entry: dict[str, Any]) -> None
     if unbalanced:
         raise ReplayError(index, f"postings do not balance per unit: {unbalanced}")
     for signature in entry.get("signatures") or ():
-        _check_intent_signature(state, index, entry, postings, signature)
+        _check_intent_signature(state, index, entry, postings, signature, ahead)
     state.transactions.add(transaction_id)
     if entry["state"] == "pending":
         state.pending[transaction_id] = postings
@@ -165,7 +390,7 @@ def _apply_transaction(state: Replay, index: int, entry: dict[str, Any]) -> None
         raise ReplayError(index, f"a transaction written as {entry['state']!r}")
 
 
-def _apply_resolution(state: Replay, index: int, entry: dict[str, Any]) -> None:
+def _apply_resolution(state: Replay, index: int, entry: dict[str, Any], ahead: Precomputed) -> None:
     transaction_id = entry["id"]
     postings = state.pending.pop(transaction_id, None)
     if postings is None:
@@ -173,7 +398,7 @@ def _apply_resolution(state: Replay, index: int, entry: dict[str, Any]) -> None:
     if entry["state"] not in RESOLVED_STATES:
         raise ReplayError(index, f"a resolution to {entry['state']!r}")
     for signature in entry.get("signatures") or ():
-        _check_ack_signature(state, index, entry, postings, signature)
+        _check_ack_signature(state, index, entry, postings, signature, ahead)
     state.pending_intents.pop(transaction_id, None)
     if entry["state"] == "posted":
         _post(state, postings)
@@ -199,20 +424,21 @@ def _check_intent_signature(
     entry: dict[str, Any],
     postings: list[tuple[str, int]],
     signature: dict[str, Any],
+    ahead: Precomputed,
 ) -> None:
     """The payer's intent says what the transaction does, names this log, and was
     signed by a key live here belonging to the payer (or an agent of it)."""
-    key, signed, raw_signature, purpose = _signed_with(state, index, signature)
+    key, signed, raw_signature, purpose = _signed_with(state, index, signature, ahead)
     if purpose != "intent":
         raise ReplayError(index, f"a transaction carries a {purpose!r} signature")
     try:
-        intent = intents.parse_transfer_intent(signed)
+        said = ahead.intent(signed)
     except intents.SignatureError as error:
         raise ReplayError(index, f"a malformed intent: {error.message}") from None
     payer = next((account for account, amount in postings if amount < 0), None)
     payee = next((account for account, amount in postings if amount > 0), None)
     expected = {
-        "ledger": state.origin if state.origin is not None else intent.ledger,
+        "ledger": state.origin if state.origin is not None else said.ledger,
         "tx_id": entry["id"],
         "payer": payer,
         "payee": payee,
@@ -220,21 +446,12 @@ def _check_intent_signature(
         "unit": state.accounts[payer].unit if payer is not None else None,
         "memo_hash": entry["memo_sha256"],
     }
-    said = {
-        "ledger": intent.ledger,
-        "tx_id": str(intent.tx_id),
-        "payer": str(intent.payer),
-        "payee": str(intent.payee),
-        "amount": intent.amount,
-        "unit": intent.unit,
-        "memo_hash": intent.memo_hash,
-    }
-    different = [name for name in expected if expected[name] != said[name]]
+    different = [name for name in INTENT_FIELDS if expected[name] != getattr(said, name)]
     if len(postings) != 2 or different:
         raise ReplayError(index, f"the signed intent does not match: {different or 'postings'}")
     assert payer is not None
     _require_signer(state, index, key, state.accounts[payer].owner)
-    _require_verified(index, key, signed, raw_signature)
+    _require_verified(index, key, signed, raw_signature, ahead)
     if entry["state"] == "pending":
         state.pending_intents[entry["id"]] = signed
 
@@ -245,15 +462,16 @@ def _check_ack_signature(
     entry: dict[str, Any],
     postings: list[tuple[str, int]],
     signature: dict[str, Any],
+    ahead: Precomputed,
 ) -> None:
     """The payee's acknowledgement names the transaction's intent and agrees with
     the resolution."""
-    key, signed, raw_signature, purpose = _signed_with(state, index, signature)
+    key, signed, raw_signature, purpose = _signed_with(state, index, signature, ahead)
     intent = state.pending_intents.get(entry["id"])
     if purpose != "ack" or intent is None:
         raise ReplayError(index, "an acknowledgement of a transaction without a signed intent")
     try:
-        ack = intents.parse_ack(signed)
+        ack = ahead.ack(signed)
         intents.check_ack(
             ack,
             ledger=state.origin if state.origin is not None else ack.ledger,
@@ -269,11 +487,11 @@ def _check_ack_signature(
         )
     payee = next(account for account, amount in postings if amount > 0)
     _require_signer(state, index, key, state.accounts[payee].owner)
-    _require_verified(index, key, signed, raw_signature)
+    _require_verified(index, key, signed, raw_signature, ahead)
 
 
 def _signed_with(
-    state: Replay, index: int, signature: dict[str, Any]
+    state: Replay, index: int, signature: dict[str, Any], ahead: Precomputed
 ) -> tuple[KeyState, bytes, bytes, str]:
     key = state.keys.get(signature["key_id"])
     if key is None:
@@ -281,8 +499,7 @@ def _signed_with(
     if key.revoked:
         raise ReplayError(index, f"key {signature['key_id']} was revoked before this signature")
     try:
-        signed = intents.b64url_decode(signature["signed"])
-        raw_signature = intents.b64url_decode(signature["signature"])
+        signed, raw_signature = ahead.signature(signature)
     except intents.SignatureError as error:
         raise ReplayError(index, f"a signature that cannot be read: {error.message}") from None
     return key, signed, raw_signature, str(signature["purpose"])
@@ -293,15 +510,12 @@ def _require_signer(state: Replay, index: int, key: KeyState, owner: str) -> Non
         raise ReplayError(index, f"the key of {key.party} signed for an account of {owner}")
 
 
-def _require_verified(index: int, key: KeyState, signed: bytes, raw_signature: bytes) -> None:
-    try:
-        public_key = intents.b64url_decode(key.public_key)
-    except intents.SignatureError:
-        raise ReplayError(index, "a logged key cannot be read") from None
-    if not intents.verify_signature(
-        intents.KeyAlgorithm(key.algorithm), public_key, signed, raw_signature
-    ):
-        raise ReplayError(index, "a signature does not verify")
+def _require_verified(
+    index: int, key: KeyState, signed: bytes, raw_signature: bytes, ahead: Precomputed
+) -> None:
+    problem = ahead.verification(key, signed, raw_signature)
+    if problem is not None:
+        raise ReplayError(index, problem)
 
 
 def _post(state: Replay, postings: list[tuple[str, int]]) -> None:
