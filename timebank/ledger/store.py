@@ -428,9 +428,7 @@ class LedgerStore:
     ) -> TransactionResult:
         row = await self._fetchrow(query, community_id, transaction_id)
         assert row is not None
-        if row["outcome"] == "expired":
-            raise NotPending(transaction_id=str(transaction_id), state="expired")
-        return _row_result(transaction_id, row)
+        return _resolution_result(transaction_id, row)
 
     # Signed writes: the signature is stored and logged with the write, in its
     # database transaction; a write that only finds an earlier one keeps nothing.
@@ -467,9 +465,7 @@ class LedgerStore:
         row = await self._signed_write(
             community_id, transaction_id, signature, queries.CONFIRM, (community_id, transaction_id)
         )
-        if row["outcome"] == "expired":
-            raise NotPending(transaction_id=str(transaction_id), state="expired")
-        return _row_result(transaction_id, row)
+        return _resolution_result(transaction_id, row)
 
     async def void_signed(
         self, community_id: uuid.UUID, transaction_id: uuid.UUID, signature: StoredSignature
@@ -478,9 +474,7 @@ class LedgerStore:
         row = await self._signed_write(
             community_id, transaction_id, signature, queries.VOID, (community_id, transaction_id)
         )
-        if row["outcome"] == "expired":
-            raise NotPending(transaction_id=str(transaction_id), state="expired")
-        return _row_result(transaction_id, row)
+        return _resolution_result(transaction_id, row)
 
     async def _signed_write(
         self,
@@ -723,6 +717,14 @@ def _row_result(transaction_id: uuid.UUID, row: asyncpg.Record) -> TransactionRe
         resolved_at=row["resolved_at"],
         expires_at=row["expires_at"],
     )
+
+
+def _resolution_result(transaction_id: uuid.UUID, row: asyncpg.Record) -> TransactionResult:
+    """What confirming or voiding answered; a transaction past its expiry is not
+    pending any more, swept or not."""
+    if row["outcome"] == "expired":
+        raise NotPending(transaction_id=str(transaction_id), state="expired")
+    return _row_result(transaction_id, row)
 
 
 def _result(request: TransactionRequest, row: asyncpg.Record) -> TransactionResult:

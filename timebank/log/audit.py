@@ -23,7 +23,7 @@ from typing import Any, ParamSpec, TextIO, TypeVar
 
 from timebank.database import DatabaseConnection
 from timebank.ledger.invariants import InvariantViolation
-from timebank.log import merkle
+from timebank.log import merkle, queries
 from timebank.log.note import (
     NoteError,
     Verifier,
@@ -57,9 +57,6 @@ _T = TypeVar("_T")
 
 SELECT_COMMUNITY = "SELECT id, slug FROM communities WHERE slug = $1"
 SELECT_COMMUNITIES = "SELECT id, slug FROM communities ORDER BY slug"
-SELECT_HEAD = "SELECT coalesce((SELECT size FROM log_heads WHERE community_id = $1), 0)"
-SELECT_ORIGIN = "SELECT origin FROM log_identities WHERE community_id = $1"
-SELECT_KEYS = "SELECT vkey FROM log_keys WHERE community_id = $1 ORDER BY created_at, vkey"
 SELECT_CHECKPOINTS = """
 SELECT c.tree_size, c.note,
        coalesce((SELECT array_agg(s.signature_line ORDER BY s.witness_name)
@@ -67,10 +64,6 @@ SELECT c.tree_size, c.note,
                   WHERE s.community_id = c.community_id AND s.tree_size = c.tree_size),
                 '{}') AS cosignatures
   FROM log_checkpoints c WHERE c.community_id = $1 ORDER BY c.tree_size
-"""
-SELECT_ENTRIES = """
-SELECT leaf_index, entry FROM log_entries
- WHERE community_id = $1 AND leaf_index >= $2 AND leaf_index < $3 ORDER BY leaf_index
 """
 SELECT_BALANCES = "SELECT id, balance FROM accounts WHERE community_id = $1"
 SELECT_TRANSACTION_IDS = "SELECT id FROM transactions WHERE community_id = $1"
@@ -86,7 +79,10 @@ async def _read_entries(
     entries: list[bytes] = []
     while len(entries) < size:
         rows = await connection.fetch(
-            SELECT_ENTRIES, community_id, len(entries), min(size, len(entries) + ENTRIES_PER_READ)
+            queries.SELECT_ENTRIES,
+            community_id,
+            len(entries),
+            min(size, len(entries) + ENTRIES_PER_READ),
         )
         for row in rows:
             if row["leaf_index"] != len(entries):
@@ -107,13 +103,15 @@ async def export_bundle(connection: DatabaseConnection, slug: str, output: TextI
         if community is None:
             raise BundleError(f"no community {slug!r}")
         community_id = community["id"]
-        size = await connection.fetchval(SELECT_HEAD, community_id)
+        size = await connection.fetchval(queries.SELECT_SIZE, community_id)
         checkpoints = await connection.fetch(SELECT_CHECKPOINTS, community_id)
         header = {
             "format": BUNDLE_FORMAT,
             "community": slug,
-            "origin": await connection.fetchval(SELECT_ORIGIN, community_id),
-            "keys": [row["vkey"] for row in await connection.fetch(SELECT_KEYS, community_id)],
+            "origin": await connection.fetchval(queries.SELECT_ORIGIN, community_id),
+            "keys": [
+                row["vkey"] for row in await connection.fetch(queries.SELECT_KEYS, community_id)
+            ],
             "checkpoints": [
                 {"note": row["note"], "cosignatures": list(row["cosignatures"])}
                 for row in checkpoints
@@ -128,7 +126,7 @@ async def export_bundle(connection: DatabaseConnection, slug: str, output: TextI
         written = 0
         while written < size:
             rows = await connection.fetch(
-                SELECT_ENTRIES, community_id, written, min(size, written + ENTRIES_PER_READ)
+                queries.SELECT_ENTRIES, community_id, written, min(size, written + ENTRIES_PER_READ)
             )
             for row in rows:
                 assert row["leaf_index"] == written, "the log has no gap"
@@ -537,11 +535,11 @@ async def check_logs(connection: DatabaseConnection) -> list[InvariantViolation]
 async def _check_community_log(
     connection: DatabaseConnection, community_id: uuid.UUID
 ) -> list[str]:
-    size = await connection.fetchval(SELECT_HEAD, community_id)
+    size = await connection.fetchval(queries.SELECT_SIZE, community_id)
     entries = await _read_entries(connection, community_id, size)
     if len(entries) != size:
         return [f"the log's head says {size} entries, {len(entries)} are stored"]
-    state = Replay(origin=await connection.fetchval(SELECT_ORIGIN, community_id))
+    state = Replay(origin=await connection.fetchval(queries.SELECT_ORIGIN, community_id))
     try:
         for raw in entries:
             apply_entry(state, parse_entry(state.size, raw))
@@ -575,7 +573,8 @@ async def _check_checkpoints(
     connection: DatabaseConnection, community_id: uuid.UUID, entries: list[bytes]
 ) -> list[str]:
     verifiers = [
-        parse_verifier_key(row["vkey"]) for row in await connection.fetch(SELECT_KEYS, community_id)
+        parse_verifier_key(row["vkey"])
+        for row in await connection.fetch(queries.SELECT_KEYS, community_id)
     ]
     leaves = [merkle.leaf_hash(raw) for raw in entries]
     problems = []
