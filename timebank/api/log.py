@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import tempfile
@@ -28,7 +29,7 @@ from timebank.api.schemas import (
 )
 from timebank.auth.access import Actor, Scope
 from timebank.keys import DATABASE_POOL, LOG
-from timebank.ledger.errors import DuplicateName, ValidationError
+from timebank.ledger.errors import DatabaseUnavailable, DuplicateName, ValidationError
 from timebank.ledger.models import Community
 from timebank.log.audit import export_bundle
 from timebank.log.note import (
@@ -43,6 +44,9 @@ from timebank.log.store import StoredCheckpoint
 
 TAG = "Log"
 BUNDLE_CONTENT_TYPE = "application/jsonl"
+# While another caller signs a community's first checkpoint, wait this long for it.
+FIRST_CHECKPOINT_WAITS = 40
+FIRST_CHECKPOINT_WAIT_S = 0.05
 # A bundle larger than this is spooled to a temporary file while it is sent.
 BUNDLE_IN_MEMORY_MAX_BYTES = 8 * 1024 * 1024
 BUNDLE_CHUNK_BYTES = 256 * 1024
@@ -77,11 +81,13 @@ async def _latest(request: web.Request, community: Community) -> StoredCheckpoin
     checkpoint = await log.latest_checkpoint(community.id)
     if checkpoint is None:
         checkpoint = await log.checkpoint(community.id, community.slug)
-    if checkpoint is None:  # another process is signing the first one right now
+    for _ in range(FIRST_CHECKPOINT_WAITS):
+        if checkpoint is not None:
+            return checkpoint
+        # The checkpointer (here or in another process) is signing the first one.
+        await asyncio.sleep(FIRST_CHECKPOINT_WAIT_S)
         checkpoint = await log.latest_checkpoint(community.id)
-    if checkpoint is None:
-        raise ValidationError("the log has no checkpoint yet; retry in a moment")
-    return checkpoint
+    raise DatabaseUnavailable("the log's first checkpoint is being signed; retry in a moment")
 
 
 @api.operation(
