@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
 import tempfile
@@ -44,9 +43,6 @@ from timebank.log.store import StoredCheckpoint
 
 TAG = "Log"
 BUNDLE_CONTENT_TYPE = "application/jsonl"
-# While another caller signs a community's first checkpoint, wait this long for it.
-FIRST_CHECKPOINT_WAITS = 40
-FIRST_CHECKPOINT_WAIT_S = 0.05
 # A bundle larger than this is spooled to a temporary file while it is sent.
 BUNDLE_IN_MEMORY_MAX_BYTES = 8 * 1024 * 1024
 BUNDLE_CHUNK_BYTES = 256 * 1024
@@ -77,17 +73,10 @@ def checkpoint_out(checkpoint: StoredCheckpoint) -> CheckpointOut:
 
 
 async def _latest(request: web.Request, community: Community) -> StoredCheckpoint:
-    log = request.app[LOG]
-    checkpoint = await log.latest_checkpoint(community.id)
+    checkpoint = await request.app[LOG].checkpoint_covering(community.id, community.slug, 0)
     if checkpoint is None:
-        checkpoint = await log.checkpoint(community.id, community.slug)
-    for _ in range(FIRST_CHECKPOINT_WAITS):
-        if checkpoint is not None:
-            return checkpoint
-        # The checkpointer (here or in another process) is signing the first one.
-        await asyncio.sleep(FIRST_CHECKPOINT_WAIT_S)
-        checkpoint = await log.latest_checkpoint(community.id)
-    raise DatabaseUnavailable("the log's first checkpoint is being signed; retry in a moment")
+        raise DatabaseUnavailable("the log's first checkpoint is being signed; retry in a moment")
+    return checkpoint
 
 
 @api.operation(

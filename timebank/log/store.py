@@ -30,6 +30,9 @@ from timebank.log.note import (
 ENTRIES_PER_READ = 1_000
 LEAVES_BETWEEN_YIELDS = 64
 LOG_KEY_FILE_SUFFIX = ".log.ed25519.pem"
+# While another caller signs a checkpoint, a reader that needs one waits this long.
+COVERING_CHECKPOINT_WAITS = 100
+COVERING_CHECKPOINT_WAIT_S = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +164,32 @@ class LogStore:
                 return await self._checkpoint(connection, community_id, slug)
 
         return await run_translated(run)
+
+    async def checkpoint_covering(
+        self,
+        community_id: uuid.UUID,
+        slug: str,
+        tree_size_min: int,
+        *,
+        waits: int = COVERING_CHECKPOINT_WAITS,
+        wait_s: float = COVERING_CHECKPOINT_WAIT_S,
+    ) -> StoredCheckpoint | None:
+        """A signed checkpoint of at least `tree_size_min` entries: the latest if it
+        covers them, else one signed now; while another caller (the checkpointer,
+        here or in another process) is signing, waits for its checkpoint. None if
+        none came within the wait."""
+        checkpoint = await self.latest_checkpoint(community_id)
+        for _ in range(waits):
+            if checkpoint is not None and checkpoint.tree_size >= tree_size_min:
+                return checkpoint
+            signed = await self.checkpoint(community_id, slug)
+            if signed is not None and signed.tree_size >= tree_size_min:
+                return signed
+            await asyncio.sleep(wait_s)
+            checkpoint = await self.latest_checkpoint(community_id)
+        if checkpoint is not None and checkpoint.tree_size >= tree_size_min:
+            return checkpoint
+        return None
 
     async def _checkpoint(
         self, connection: DatabaseConnection, community_id: uuid.UUID, slug: str
