@@ -22,6 +22,7 @@ from timebank.api import (  # noqa: F401 (each module declares its operations on
     keys,
     log,
     me,
+    pools,
     reports,
     transactions,
     webhooks,
@@ -39,6 +40,7 @@ from timebank.keys import (
     KEYS,
     LEDGER,
     LOG,
+    POOLS,
     SETTINGS,
     SIGNING_KEYS,
     WEBHOOKS,
@@ -50,6 +52,7 @@ from timebank.log.store import LogKeys, LogStore
 from timebank.logging import flush_logs, flush_logs_forever
 from timebank.metrics import METRICS, Metrics
 from timebank.migrations import migrated_database
+from timebank.pools.store import PoolStore
 from timebank.settings import Settings
 from timebank.signing.keys import KeyStore
 from timebank.webhooks.subscriptions import Subscriptions
@@ -107,6 +110,7 @@ def create_app(settings: Settings, *, prepare: Preparation | None = None) -> web
             app[DIRECTORY] = Directory(pool, actor_cache_ttl_s=settings.access_cache_ttl_s)
             app[WEBHOOKS] = Subscriptions(pool)
             app[KEYS] = KeyStore(pool)
+            app[POOLS] = PoolStore(pool, store, levy_cache_ttl_s=settings.access_cache_ttl_s)
             app[LOG] = LogStore(
                 pool, LogKeys(signing_keys_directory(settings) / "log"), settings.log_origin_prefix
             )

@@ -10,6 +10,7 @@ from timebank.auth.service import IdentityService
 from timebank.auth.signing_keys import KeyRing
 from timebank.ledger.store import LedgerStore
 from timebank.log.store import LogStore
+from timebank.pools.store import PoolStore
 from timebank.settings import Settings
 from timebank.signing.keys import KeyStore
 from timebank.webhooks.subscriptions import Subscriptions
@@ -23,3 +24,4 @@ DIRECTORY = web.AppKey("directory", Directory)
 WEBHOOKS = web.AppKey("webhooks", Subscriptions)
 LOG = web.AppKey("log", LogStore)
 KEYS = web.AppKey("keys", KeyStore)
+POOLS = web.AppKey("pools", PoolStore)

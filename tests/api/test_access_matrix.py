@@ -99,6 +99,14 @@ def new_public_key() -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
+POOL_CHARTER = {
+    "purpose": "Hours for who cannot give back yet",
+    "managers": ["{alice_party}"],
+    "approvals_required": 1,
+    "units": [{"unit": HOURS, "grant_max": 60, "beneficiary_period_max": 600}],
+}
+EVERY_MEMBER = "admin treasurer alice bob full agency directory"
+
 CALLS: dict[str, Call] = {
     # Communities and their administration.
     "create_community": Call(
@@ -298,6 +306,54 @@ CALLS: dict[str, Call] = {
         "POST", f"{C}/log/cosignatures", {"note": "x\n1\nAA==\n"}, addressed="community"
     ),
     "download_bundle": Call("GET", f"{C}/log/bundle", addressed="community"),
+    # Solidarity pools: alice manages the pool "pool" (1 of 1), which holds hours.
+    "create_pool": Call(
+        "POST", f"{C}/pools", {"name": "Fonds", **POOL_CHARTER}, addressed="community"
+    ),
+    "list_pools": Call("GET", f"{C}/pools", addressed="community"),
+    "read_pool": Call("GET", f"{C}/pools/{{pool}}", addressed="community"),
+    "set_charter": Call("PUT", f"{C}/pools/{{pool}}/charter", POOL_CHARTER, addressed="community"),
+    "donate_from_alice": Call(
+        "POST",
+        f"{C}/pools/{{pool}}/donations",
+        {"id": "{new_id}", "from": "{alice_hours}", "unit": HOURS, "amount": 1},
+        addressed="community",
+    ),
+    "ask_pool": Call(
+        "POST",
+        f"{C}/pools/{{pool}}/requests",
+        {"id": "{new_id}", "unit": HOURS, "amount": 1},
+        addressed="community",
+    ),
+    "list_pool_requests": Call("GET", f"{C}/pools/{{pool}}/requests", addressed="community"),
+    "decline_bob_request": Call(
+        "POST",
+        f"{C}/pools/{{pool}}/requests/{{bob_request}}/decisions",
+        {"decision": "decline"},
+        addressed="community",
+    ),
+    "withdraw_bob_request": Call(
+        "POST", f"{C}/pools/{{pool}}/requests/{{bob_request}}/withdraw", addressed="community"
+    ),
+    "grant_to_bob": Call(
+        "POST",
+        f"{C}/pools/{{pool}}/grants",
+        {"id": "{new_id}", "to": "{bob_party}", "unit": HOURS, "amount": 1},
+        addressed="community",
+    ),
+    "refer_bob": Call(
+        "POST", f"{C}/pools/{{pool}}/referrals", {"member": "{bob_party}"}, addressed="community"
+    ),
+    "pool_statement": Call(
+        "GET", f"{C}/pools/{{pool}}/statement?unit={HOURS}", addressed="community"
+    ),
+    "list_levies": Call("GET", f"{C}/policies/levies", addressed="community"),
+    "set_levy": Call(
+        "PUT",
+        f"{C}/policies/levies",
+        {"unit": HOURS, "pool": "{pool}", "rate_bps": 0},
+        addressed="community",
+    ),
     # Webhooks.
     "subscribe": Call(
         "POST",
@@ -468,6 +524,26 @@ MATRIX: dict[str, dict[Expected, str]] = {
         403: "operator agency directory",
     },
     "download_bundle": {200: "treasurer admin full", 403: "alice bob operator agency directory"},
+    # Pools: admins set them up; every member and client of the community reads
+    # them; members give from their own accounts, ask in their own name, and the
+    # pool's managers decide and grant; a referral is its referrers' or an admin's.
+    "create_pool": {201: "admin", 403: "operator treasurer alice full"},
+    "list_pools": {200: EVERY_MEMBER, 403: "operator"},
+    "read_pool": {200: EVERY_MEMBER, 403: "operator"},
+    "set_charter": {200: "admin", 403: "operator treasurer alice full"},
+    "donate_from_alice": {201: "alice", 403: "bob admin treasurer operator full agency"},
+    "ask_pool": {201: "admin treasurer alice bob", 403: "operator full agency directory"},
+    "list_pool_requests": {
+        200: "admin treasurer alice bob full",
+        403: "operator agency directory",
+    },
+    "decline_bob_request": {200: "alice", 403: "bob admin treasurer operator full"},
+    "withdraw_bob_request": {200: "bob", 403: "alice admin operator full"},
+    "grant_to_bob": {201: "alice", 403: "bob admin treasurer operator full"},
+    "refer_bob": {204: "admin", 403: "alice bob treasurer operator full"},
+    "pool_statement": {200: EVERY_MEMBER, 403: "operator"},
+    "list_levies": {200: EVERY_MEMBER, 403: "operator"},
+    "set_levy": {200: "admin", 403: "operator treasurer alice full"},
     # Webhooks: admins and clients with webhooks:manage (not operators: the
     # deliveries carry the members' transactions).
     "subscribe": {201: "admin full", 403: "operator treasurer alice directory agency"},
@@ -608,6 +684,17 @@ class Scene:
                 return (await new_client(self.api, here, ["members:read"]))[0]
             case "webhook":
                 return await new_webhook(self.api, here)
+            case "bob_request":
+                body = {"id": str(uuid.uuid4()), "unit": HOURS, "amount": 1}
+                asked = await expect(
+                    await self.api.post(
+                        f"/v1/communities/{here.slug}/pools/{self.fixed['pool']}/requests",
+                        json=body,
+                        headers=here.bob.auth,
+                    ),
+                    201,
+                )
+                return str(asked["id"])
             case "posted":
                 return await self.post(here, here.alice, "alice_hours", "bob_hours")
             case "posted_by_treasurer":
@@ -711,6 +798,33 @@ async def open_community_account(api: ApiClient, world: World) -> uuid.UUID:
     return account.id
 
 
+async def new_pool(api: ApiClient, world: World) -> str:
+    """A pool managed by alice alone, holding hours given by the admin."""
+    charter = {**POOL_CHARTER, "managers": [str(world.alice.party_id)]}
+    pool = await expect(
+        await api.post(
+            f"/v1/communities/{world.slug}/pools",
+            json={"name": "Fonds", **charter},
+            headers=world.admin.auth,
+        ),
+        201,
+    )
+    await expect(
+        await api.post(
+            f"/v1/communities/{world.slug}/pools/{pool['id']}/donations",
+            json={
+                "id": str(uuid.uuid4()),
+                "from": str(world.admin.accounts[HOURS]),
+                "unit": HOURS,
+                "amount": 500,
+            },
+            headers=world.admin.auth,
+        ),
+        201,
+    )
+    return str(pool["id"])
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -785,6 +899,8 @@ async def build_scene(api: ApiClient) -> Scene:
         "full_client_secret": full[1],
         "revoked_client_id": revoked[0],
         "revoked_client_secret": revoked[1],
+        "bob_party": str(here.bob.party_id),
+        "pool": await new_pool(api, here),
     }
     return Scene(api, here, elsewhere, headers, fixed)
 

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from timebank.errors import TimebankError
 from timebank.ledger.errors import ERRORS_BY_CODE, DatabaseUnavailable
+from timebank.pools.errors import POOL_ERRORS
 from timebank.signing.errors import SIGNATURE_ERRORS
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -39,6 +40,9 @@ UNPROCESSABLE = frozenset(
         "key_unknown",
         "key_not_allowed",
         "signature_required",
+        "unknown_pool",
+        "charter_invalid",
+        "amount_too_small_for_levy",
     }
 )
 # The request is sound but the ledger's present state refuses it.
@@ -56,6 +60,11 @@ CONFLICT = frozenset(
         "already_reversed",
         "already_exists",
         "key_revoked",
+        "request_id_conflict",
+        "request_not_open",
+        "decision_conflict",
+        "pool_cap_exceeded",
+        "not_eligible",
     }
 )
 UNAVAILABLE = frozenset({DatabaseUnavailable.code})
@@ -155,6 +164,12 @@ def code_meanings() -> dict[str, str]:
             for code, error in SIGNATURE_ERRORS.items()
         }
     )
+    meanings.update(
+        {
+            error.code: (error.__doc__ or error.title).strip().splitlines()[0]
+            for error in POOL_ERRORS
+        }
+    )
     meanings[DatabaseUnavailable.code] = (
         "the database is unreachable or was lost mid-call: the write may or may not have"
         " been made; retry with the same id after Retry-After seconds (never doubled)"
@@ -168,5 +183,6 @@ def all_codes() -> dict[str, int]:
     codes = {code: int(status_for(code)) for code in ERRORS_BY_CODE}
     codes[DatabaseUnavailable.code] = int(status_for(DatabaseUnavailable.code))
     codes.update({code: int(status_for(code)) for code in SIGNATURE_ERRORS})
+    codes.update({error.code: int(status_for(error.code)) for error in POOL_ERRORS})
     codes.update({code: int(status) for code, status in EDGE_STATUS_BY_CODE.items()})
     return codes

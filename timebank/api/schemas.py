@@ -747,3 +747,192 @@ class ReceiptOut(BaseModel):
     transaction_id: uuid.UUID
     checkpoint: CheckpointOut
     entries: list[ReceiptEntryOut]
+
+
+# Solidarity pools and levies.
+
+BasisPoints = Annotated[StrictInt, Field(ge=0, le=10_000)]
+Purpose = Annotated[str, Field(min_length=1, max_length=500, pattern=NO_NUL_PATTERN)]
+Reason = Annotated[str, Field(max_length=500, pattern=NO_NUL_PATTERN)]
+
+
+class PoolUnitIn(Request):
+    unit: UnitCode
+    grant_max: Amount = Field(description="The largest single grant.")
+    beneficiary_period_max: Amount = Field(
+        description="The most one beneficiary receives within the pool's period."
+    )
+    eligible_at_or_below: Annotated[StrictInt, Field(ge=-AMOUNT_MAX, le=AMOUNT_MAX)] | None = Field(
+        default=None,
+        description="Only members whose balance in this unit is at most this are helped.",
+    )
+
+
+class CharterIn(Request):
+    purpose: Purpose
+    managers: Annotated[list[uuid.UUID], Field(min_length=1, max_length=50)] = Field(
+        description="Members' party ids."
+    )
+    approvals_required: Annotated[StrictInt, Field(ge=1, le=20)] = Field(
+        description="How many managers must approve a request before it is paid (k of n)."
+    )
+    period_days: Annotated[StrictInt, Field(ge=1, le=366)] = 30
+    referrers: Annotated[list[uuid.UUID], Field(max_length=50)] = Field(
+        default_factory=list,
+        description="Members (social workers) who name whom the pool may help.",
+    )
+    requires_referral: StrictBool = False
+    donors_visible: StrictBool = Field(
+        default=False, description="Whether the pool's statement names its donors."
+    )
+    units: Annotated[list[PoolUnitIn], Field(min_length=1, max_length=16)]
+
+
+class PoolCreate(CharterIn):
+    name: Name
+
+
+class PoolUnitOut(BaseModel):
+    unit: str
+    account: uuid.UUID
+    balance: int
+    grant_max: int
+    beneficiary_period_max: int
+    eligible_at_or_below: int | None
+
+
+class PoolOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    purpose: str
+    managers: list[uuid.UUID]
+    approvals_required: int
+    period_days: int
+    referrers: list[uuid.UUID]
+    requires_referral: bool
+    donors_visible: bool
+    units: list[PoolUnitOut]
+    created_at: datetime
+
+
+class PoolList(BaseModel):
+    items: list[PoolOut]
+
+
+class DonationIn(Request):
+    id: uuid.UUID = Field(description="The transaction's id, chosen by the client.")
+    from_: uuid.UUID = Field(alias="from", description="The donor's account.")
+    unit: UnitCode
+    amount: Amount
+    memo: Memo = ""
+
+
+class HelpRequestIn(Request):
+    id: uuid.UUID = Field(description="Chosen by the client; a retry is recognised.")
+    unit: UnitCode
+    amount: Amount
+    reason: Reason = ""
+
+
+class DecisionIn(Request):
+    decision: Literal["approve", "decline"]
+
+
+class DecisionOut(BaseModel):
+    manager: uuid.UUID
+    decision: str
+
+
+class HelpRequestOut(BaseModel):
+    id: uuid.UUID
+    pool: uuid.UUID
+    beneficiary: uuid.UUID
+    unit: str
+    amount: int
+    reason: str
+    state: Literal["open", "paid", "declined", "withdrawn"]
+    decisions: list[DecisionOut]
+    transaction: uuid.UUID | None
+    created_at: datetime
+    resolved_at: datetime | None
+
+
+class HelpRequestsQuery(Query):
+    state: Literal["open", "paid", "declined", "withdrawn"] | None = None
+    limit: Annotated[int, Field(ge=1, le=100)] = 50
+    cursor: Cursor | None = None
+
+
+class HelpRequestsPage(BaseModel):
+    items: list[HelpRequestOut]
+    next_cursor: str | None
+
+
+class GrantIn(Request):
+    id: uuid.UUID = Field(description="The transaction's id, chosen by the client.")
+    to: uuid.UUID = Field(description="The beneficiary's party id.")
+    unit: UnitCode
+    amount: Amount
+    memo: Memo = ""
+
+
+class GrantOut(BaseModel):
+    transaction: uuid.UUID
+
+
+class ReferralIn(Request):
+    member: uuid.UUID
+    referred: StrictBool = True
+
+
+class PoolStatementQuery(Query):
+    unit: UnitCode
+    limit: PageSize = STATEMENT_PAGE_SIZE_DEFAULT
+    before: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="The next_before of the previous page."
+    )
+
+
+class PoolLineOut(BaseModel):
+    transaction: uuid.UUID
+    kind: str
+    amount: int
+    balance_after: int
+    posted_at: datetime
+    counterparty: str | None = Field(
+        description="Who gave or received; null when the pool keeps it private."
+    )
+
+
+class PoolStatementOut(BaseModel):
+    pool: uuid.UUID
+    unit: str
+    balance: int
+    lines: list[PoolLineOut]
+    next_before: int | None
+
+
+class LevyIn(Request):
+    unit: UnitCode
+    category: Category | None = Field(
+        default=None, description="Only exchanges of this category; null: every category."
+    )
+    pool: uuid.UUID
+    rate_bps: BasisPoints = Field(description="Parts per 10,000 of the amount, rounded down.")
+    fixed_amount: Annotated[StrictInt, Field(ge=0, le=AMOUNT_MAX)] = 0
+    paid_by: Literal["payer", "payee", "split"] = "payer"
+
+
+class LevyOut(BaseModel):
+    id: uuid.UUID
+    unit: str
+    category: str | None
+    pool: uuid.UUID
+    account: uuid.UUID
+    rate_bps: int
+    fixed_amount: int
+    paid_by: str
+
+
+class LevyList(BaseModel):
+    items: list[LevyOut]

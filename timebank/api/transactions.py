@@ -34,7 +34,7 @@ from timebank.api.schemas import (
 from timebank.auth.access import Actor, Scope
 from timebank.auth.errors import Forbidden
 from timebank.errors import NotFound, TimebankError
-from timebank.keys import DIRECTORY, IDENTITIES, KEYS, LEDGER, LOG
+from timebank.keys import DIRECTORY, IDENTITIES, KEYS, LEDGER, LOG, POOLS
 from timebank.ledger.errors import (
     BatchTooLarge,
     DatabaseUnavailable,
@@ -55,6 +55,7 @@ from timebank.ledger.models import (
 )
 from timebank.ledger.store import StoredSignature
 from timebank.metrics import METRICS
+from timebank.pools.models import LEVIED_KINDS, rule_for, with_levy
 from timebank.signing import intents
 from timebank.signing.errors import SignatureMalformed, SignatureRefused, SignatureRequired
 from timebank.signing.service import decode, verified_ack, verified_intent
@@ -81,6 +82,7 @@ WRITE_ERRORS = (
     "key_revoked",
     "key_not_allowed",
     "signature_required",
+    "amount_too_small_for_levy",
 )
 
 
@@ -191,6 +193,19 @@ def ledger_request(body: TransactionIn, community: Community) -> TransactionRequ
     )
 
 
+async def with_levies(
+    request: web.Request, body: TransactionIn, ledger_request_: TransactionRequest
+) -> TransactionRequest:
+    """A transfer (from, to) of a levied kind with the levy the community's rule
+    in force takes, in the same transaction; anything else as it is. Balanced
+    postings are the integrator's own: no levy is added to them."""
+    if not isinstance(body, TransferIn) or ledger_request_.kind not in LEVIED_KINDS:
+        return ledger_request_
+    rules = await request.app[POOLS].levy_rules(ledger_request_.community_id)
+    rule = rule_for(rules, body.unit, body.category) if rules else None
+    return with_levy(ledger_request_, rule) if rule is not None else ledger_request_
+
+
 def written_out(
     request: TransactionRequest, result: TransactionResult, community: Community
 ) -> TransactionOut:
@@ -279,7 +294,7 @@ async def post_transaction(request: web.Request) -> web.Response:
     confirms, someone voids it, or it expires."""
     body = body_of(request, TransactionBody).root
     community, actor = await named_community_actor(request, body.community)
-    ledger_request_ = ledger_request(body, community)
+    ledger_request_ = await with_levies(request, body, ledger_request(body, community))
     owners = await _owners(request, community, (p.account_id for p in ledger_request_.postings))
     check_write(actor, ledger_request_, owners)
     signature = await _payer_signature(request, body, community, actor, owners)
@@ -316,7 +331,10 @@ async def post_batch(request: web.Request) -> web.Response:
     if len(slugs) != 1:
         raise ValidationError("a batch belongs to one community", field="community")
     community, actor = await named_community_actor(request, slugs.pop())
-    requests = [ledger_request(item, community) for item in body.transactions]
+    requests = [
+        await with_levies(request, item, ledger_request(item, community))
+        for item in body.transactions
+    ]
     owners = await _owners(request, community, (p.account_id for r in requests for p in r.postings))
     store = request.app[LEDGER]
     required = await request.app[KEYS].policy(community.id) == "required"
@@ -605,10 +623,8 @@ async def transaction_receipt(request: web.Request) -> web.Response:
     log = request.app[LOG]
     leaves = await log.transaction_leaves(community.id, transaction.id)
     assert leaves, "every transaction is logged"
-    checkpoint = await log.latest_checkpoint(community.id)
-    if checkpoint is None or checkpoint.tree_size <= leaves[-1][0]:
-        checkpoint = await log.checkpoint(community.id, community.slug) or checkpoint
-    if checkpoint is None or checkpoint.tree_size <= leaves[-1][0]:
+    checkpoint = await log.checkpoint_covering(community.id, community.slug, leaves[-1][0] + 1)
+    if checkpoint is None:
         raise DatabaseUnavailable("the checkpoint is being signed; retry in a moment")
     entries = [
         ReceiptEntryOut(

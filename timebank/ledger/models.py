@@ -117,6 +117,10 @@ class TransactionRequest:
     unit_code: str | None = None
     pending: bool = False
     expires_in_s: int | None = None
+    # The legs the client asked for, when the community's policy added to them (a
+    # levy): the fingerprint covers what the client sent, so that its retry is
+    # recognised whatever the policy has become since.
+    client_postings: tuple[Posting, ...] | None = None
 
     @classmethod
     def transfer(
@@ -154,6 +158,7 @@ class TransactionRequest:
 
     def fingerprint(self) -> bytes:
         """SHA-256 of everything but the id: equal for a retry, different for a reuse."""
+        postings = self.client_postings if self.client_postings is not None else self.postings
         return hashlib.sha256(
             b"".join(
                 (
@@ -165,10 +170,10 @@ class TransactionRequest:
                     _field(self.unit_code),
                     _field(self.expires_in_s),
                     b"p" if self.pending else b"-",
-                    len(self.postings).to_bytes(2, "big"),
+                    len(postings).to_bytes(2, "big"),
                     *(
                         posting.account_id.bytes + posting.amount.to_bytes(8, "big", signed=True)
-                        for posting in self.postings
+                        for posting in postings
                     ),
                 )
             )

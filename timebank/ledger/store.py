@@ -333,8 +333,14 @@ class LedgerStore:
             return [error]
 
     async def _post_one(self, request: TransactionRequest) -> TransactionResult:
-        row = await self._fetchrow(
-            queries.POST_ONE,
+        row = await self._fetchrow(queries.POST_ONE, *self.post_one_arguments(request))
+        assert row is not None
+        return _result(request, row)
+
+    def post_one_arguments(self, request: TransactionRequest) -> tuple[object, ...]:
+        """The arguments of queries.POST_ONE for a request already validated, for
+        callers that post within a database transaction of their own."""
+        return (
             request.community_id,
             request.id,
             request.kind.value,
@@ -348,8 +354,6 @@ class LedgerStore:
             [posting.account_id for posting in request.postings],
             [posting.amount for posting in request.postings],
         )
-        assert row is not None
-        return _result(request, row)
 
     def _expires_in_s(self, request: TransactionRequest) -> int | None:
         if not request.pending:
@@ -439,22 +443,12 @@ class LedgerStore:
         """Posts one transaction with its payer's signed intent (never coalesced:
         the signature must be in the same database transaction)."""
         validate_transaction(request, expiry_max_s=self._settings.pending_expiry_max_s)
-        arguments = (
+        row = await self._signed_write(
             request.community_id,
             request.id,
-            request.kind.value,
-            request.memo,
-            request.category,
-            request.fingerprint(),
-            request.unit_code,
-            request.pending,
-            self._expires_in_s(request),
-            None,
-            [posting.account_id for posting in request.postings],
-            [posting.amount for posting in request.postings],
-        )
-        row = await self._signed_write(
-            request.community_id, request.id, signature, queries.POST_ONE, arguments
+            signature,
+            queries.POST_ONE,
+            self.post_one_arguments(request),
         )
         return _result(request, row)
 

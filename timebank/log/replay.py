@@ -21,6 +21,8 @@ from typing import Any, NamedTuple, TypeVar, cast
 
 import rfc8785
 
+from timebank.log.replay_pools import ENTRY_TYPES as POOL_ENTRY_TYPES
+from timebank.log.replay_pools import PoolEntryError, PoolsReplay
 from timebank.signing import intents
 
 ENTRY_VERSION = 1
@@ -81,6 +83,7 @@ class Replay:
     # Pending transactions: id -> postings (account, amount).
     pending: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
     transactions: set[str] = field(default_factory=set)
+    pools: PoolsReplay = field(default_factory=PoolsReplay)
     size: int = 0
 
     def balances(self) -> dict[str, int]:
@@ -341,8 +344,12 @@ def apply_entry(state: Replay, entry: dict[str, Any], ahead: Precomputed | None 
             state.agents.setdefault(entry["organization"], set()).add(entry["member"])
         elif kind == "policy":
             state.signatures_policy = entry["signatures"]
+        elif kind in POOL_ENTRY_TYPES:
+            state.pools.apply(entry, state.transactions)
         else:
             raise ReplayError(index, f"unknown entry type {kind!r}")
+    except PoolEntryError as error:
+        raise ReplayError(index, str(error)) from None
     except (KeyError, TypeError, ValueError) as error:
         raise ReplayError(index, f"malformed {kind} entry: {error!r}") from None
 
@@ -435,25 +442,44 @@ def _check_intent_signature(
         said = ahead.intent(signed)
     except intents.SignatureError as error:
         raise ReplayError(index, f"a malformed intent: {error.message}") from None
-    payer = next((account for account, amount in postings if amount < 0), None)
-    payee = next((account for account, amount in postings if amount > 0), None)
+    # A levied transfer: the payer's and payee's legs, then the levy's credit.
+    levied = _levy_fits(state, postings, said.amount)
+    core = postings[:2] if levied else postings
+    payer = next((account for account, amount in core if amount < 0), None)
+    payee = next((account for account, amount in core if amount > 0), None)
     expected = {
         "ledger": state.origin if state.origin is not None else said.ledger,
         "tx_id": entry["id"],
         "payer": payer,
         "payee": payee,
-        "amount": next((amount for _, amount in postings if amount > 0), None),
+        "amount": said.amount if levied else next((m for _, m in core if m > 0), None),
         "unit": state.accounts[payer].unit if payer is not None else None,
         "memo_hash": entry["memo_sha256"],
     }
     different = [name for name in INTENT_FIELDS if expected[name] != getattr(said, name)]
-    if len(postings) != 2 or different:
+    if len(core) != 2 or different:
         raise ReplayError(index, f"the signed intent does not match: {different or 'postings'}")
     assert payer is not None
     _require_signer(state, index, key, state.accounts[payer].owner)
     _require_verified(index, key, signed, raw_signature, ahead)
     if entry["state"] == "pending":
         state.pending_intents[entry["id"]] = signed
+
+
+def _levy_fits(state: Replay, postings: list[tuple[str, int]], amount: object) -> bool:
+    """Whether three legs are a transfer of `amount` and a levy a rule in force
+    takes on it: the payer pays the amount and their share, the payee gets the
+    amount less theirs, the rule's account gets the levy."""
+    if len(postings) != 3 or isinstance(amount, bool) or not isinstance(amount, int):
+        return False
+    (_, payer_leg), (_, payee_leg), (levy_account, levy) = postings
+    payer_share, payee_share = -payer_leg - amount, amount - payee_leg
+    return (
+        payer_share >= 0
+        and payee_share >= 0
+        and payer_share + payee_share == levy
+        and levy in state.pools.levies_possible(levy_account, amount)
+    )
 
 
 def _check_ack_signature(
