@@ -22,6 +22,7 @@ from timebank.api import (  # noqa: F401 (each module declares its operations on
     keys,
     log,
     me,
+    policies,
     pools,
     reports,
     transactions,
@@ -40,6 +41,7 @@ from timebank.keys import (
     KEYS,
     LEDGER,
     LOG,
+    POLICIES,
     POOLS,
     SETTINGS,
     SIGNING_KEYS,
@@ -52,6 +54,7 @@ from timebank.log.store import LogKeys, LogStore
 from timebank.logging import flush_logs, flush_logs_forever
 from timebank.metrics import METRICS, Metrics
 from timebank.migrations import migrated_database
+from timebank.policies.store import PolicyStore
 from timebank.pools.store import PoolStore
 from timebank.settings import Settings
 from timebank.signing.keys import KeyStore
@@ -79,6 +82,20 @@ async def expire_pending_forever(store: LedgerStore, interval_s: float) -> None:
         except Exception:
             # A bug must not stop the sweeper for good: log it and try again later.
             logger.exception("expiry_sweep_crashed")
+        await asyncio.sleep(interval_s)
+
+
+async def run_policies_forever(policy_store: PolicyStore, interval_s: float) -> None:
+    """Runs every ended period of the communities' schedules now (catching up on
+    downtime) and then every interval; each period once, whatever happens."""
+    while True:
+        try:
+            await policy_store.run_due()
+        except DatabaseUnavailable as error:
+            logger.warning("policy_run_failed", error=str(error))
+        except Exception:
+            # One broken schedule must not stop the others for good: log, retry later.
+            logger.exception("policy_run_crashed")
         await asyncio.sleep(interval_s)
 
 
@@ -111,6 +128,7 @@ def create_app(settings: Settings, *, prepare: Preparation | None = None) -> web
             app[WEBHOOKS] = Subscriptions(pool)
             app[KEYS] = KeyStore(pool)
             app[POOLS] = PoolStore(pool, store, levy_cache_ttl_s=settings.access_cache_ttl_s)
+            app[POLICIES] = PolicyStore(pool, store)
             app[LOG] = LogStore(
                 pool, LogKeys(signing_keys_directory(settings) / "log"), settings.log_origin_prefix
             )
@@ -122,9 +140,12 @@ def create_app(settings: Settings, *, prepare: Preparation | None = None) -> web
             checkpointer = asyncio.create_task(
                 checkpoint_forever(app[LOG], settings.log_checkpoint_interval_s)
             )
+            policy_runner = asyncio.create_task(
+                run_policies_forever(app[POLICIES], settings.policy_run_interval_s)
+            )
             async with webhook_delivery(pool, settings):
                 yield
-            for task in (sweeper, checkpointer):
+            for task in (sweeper, checkpointer, policy_runner):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

@@ -10,6 +10,7 @@ from timebank.auth.service import IdentityService
 from timebank.auth.signing_keys import KeyRing
 from timebank.ledger.store import LedgerStore
 from timebank.log.store import LogStore
+from timebank.policies.store import PolicyStore
 from timebank.pools.store import PoolStore
 from timebank.settings import Settings
 from timebank.signing.keys import KeyStore
@@ -25,3 +26,4 @@ WEBHOOKS = web.AppKey("webhooks", Subscriptions)
 LOG = web.AppKey("log", LogStore)
 KEYS = web.AppKey("keys", KeyStore)
 POOLS = web.AppKey("pools", PoolStore)
+POLICIES = web.AppKey("policies", PolicyStore)

@@ -55,6 +55,13 @@ class Settings(BaseSettings):
         le=3600,
         description="How often a community whose log grew gets a new signed checkpoint.",
     )
+    policy_run_interval_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=86400,
+        description="How often the service looks for ended periods of demurrage, expiry, "
+        "fees and recurring donations to run (each period runs once, late ones at start).",
+    )
     access_cache_ttl_s: float = Field(
         default=2.0,
         ge=0,

@@ -106,6 +106,16 @@ POOL_CHARTER = {
     "units": [{"unit": HOURS, "grant_max": 60, "beneficiary_period_max": 600}],
 }
 EVERY_MEMBER = "admin treasurer alice bob full agency directory"
+# A daily donation from alice to the pool, starting far ahead: it never runs here.
+SCHEDULE = {
+    "kind": "recurring_donation",
+    "unit": HOURS,
+    "period": "day",
+    "starts_on": "2099-01-01",
+    "amount": 1,
+    "source": "{alice_hours}",
+    "target": "{pool_account}",
+}
 
 CALLS: dict[str, Call] = {
     # Communities and their administration.
@@ -354,6 +364,17 @@ CALLS: dict[str, Call] = {
         {"unit": HOURS, "pool": "{pool}", "rate_bps": 0},
         addressed="community",
     ),
+    # Periodic policies.
+    "create_schedule": Call("POST", f"{C}/policies/schedules", SCHEDULE, addressed="community"),
+    "list_schedules": Call("GET", f"{C}/policies/schedules", addressed="community"),
+    "retire_schedule": Call(
+        "DELETE", f"{C}/policies/schedules/{{schedule}}", addressed="community"
+    ),
+    "list_schedule_runs": Call(
+        "GET", f"{C}/policies/schedules/{{schedule}}/runs", addressed="community"
+    ),
+    "run_policies": Call("POST", f"{C}/policies/runs", addressed="community"),
+    "list_dues": Call("GET", f"{C}/policies/dues", addressed="community"),
     # Webhooks.
     "subscribe": Call(
         "POST",
@@ -544,6 +565,14 @@ MATRIX: dict[str, dict[Expected, str]] = {
     "pool_statement": {200: EVERY_MEMBER, 403: "operator"},
     "list_levies": {200: EVERY_MEMBER, 403: "operator"},
     "set_levy": {200: "admin", 403: "operator treasurer alice full"},
+    # Periodic policies: admins put them in force and run them; members read them
+    # and their own dues; treasurers, admins and auditing clients everyone's.
+    "create_schedule": {201: "admin", 403: "operator treasurer alice full"},
+    "list_schedules": {200: EVERY_MEMBER, 403: "operator"},
+    "retire_schedule": {200: "admin", 403: "operator treasurer alice full"},
+    "list_schedule_runs": {200: EVERY_MEMBER, 403: "operator"},
+    "run_policies": {200: "admin", 403: "operator treasurer alice full"},
+    "list_dues": {200: "admin treasurer alice bob full", 403: "operator agency directory"},
     # Webhooks: admins and clients with webhooks:manage (not operators: the
     # deliveries carry the members' transactions).
     "subscribe": {201: "admin full", 403: "operator treasurer alice directory agency"},
@@ -684,6 +713,16 @@ class Scene:
                 return (await new_client(self.api, here, ["members:read"]))[0]
             case "webhook":
                 return await new_webhook(self.api, here)
+            case "schedule":
+                created = await expect(
+                    await self.api.post(
+                        f"/v1/communities/{here.slug}/policies/schedules",
+                        json=await self.fill(SCHEDULE),
+                        headers=here.admin.auth,
+                    ),
+                    201,
+                )
+                return str(created["id"])
             case "bob_request":
                 body = {"id": str(uuid.uuid4()), "unit": HOURS, "amount": 1}
                 asked = await expect(
@@ -798,7 +837,7 @@ async def open_community_account(api: ApiClient, world: World) -> uuid.UUID:
     return account.id
 
 
-async def new_pool(api: ApiClient, world: World) -> str:
+async def new_pool(api: ApiClient, world: World) -> tuple[str, str]:
     """A pool managed by alice alone, holding hours given by the admin."""
     charter = {**POOL_CHARTER, "managers": [str(world.alice.party_id)]}
     pool = await expect(
@@ -822,7 +861,7 @@ async def new_pool(api: ApiClient, world: World) -> str:
         ),
         201,
     )
-    return str(pool["id"])
+    return str(pool["id"]), str(pool["units"][0]["account"])
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -900,7 +939,7 @@ async def build_scene(api: ApiClient) -> Scene:
         "revoked_client_id": revoked[0],
         "revoked_client_secret": revoked[1],
         "bob_party": str(here.bob.party_id),
-        "pool": await new_pool(api, here),
+        **dict(zip(("pool", "pool_account"), await new_pool(api, here), strict=True)),
     }
     return Scene(api, here, elsewhere, headers, fixed)
 

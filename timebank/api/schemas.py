@@ -5,7 +5,7 @@ never rounded. Unknown fields in a request are refused."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -936,3 +936,85 @@ class LevyOut(BaseModel):
 
 class LevyList(BaseModel):
     items: list[LevyOut]
+
+
+# Periodic policies: demurrage, expiry of hours, membership fees, recurring donations.
+
+
+class ScheduleIn(Request):
+    kind: Literal["demurrage", "hours_expiry", "membership_fee", "recurring_donation"]
+    unit: UnitCode
+    period: Literal["day", "week", "month", "quarter", "year"]
+    starts_on: date = Field(
+        description="The first period's first day (a Monday for weeks; the 1st of a month,"
+        " quarter or year), UTC."
+    )
+    target: uuid.UUID = Field(description="The account credited: a pool's or the association's.")
+    rate_bps: BasisPoints | None = Field(
+        default=None, description="Demurrage: parts per 10,000 of the balance above threshold."
+    )
+    threshold: Annotated[StrictInt, Field(ge=-AMOUNT_MAX, le=AMOUNT_MAX)] | None = Field(
+        default=None, description="Demurrage and expiry: what each balance keeps untouched."
+    )
+    amount: Amount | None = Field(default=None, description="Fees and donations, per period.")
+    payer_kind: Literal["member", "organization"] | None = Field(
+        default=None, description="Fees: who pays them."
+    )
+    source: uuid.UUID | None = Field(default=None, description="Donations: the donor's account.")
+    grace_days: Annotated[StrictInt, Field(ge=0, le=366)] = 0
+
+
+class ScheduleOut(BaseModel):
+    id: uuid.UUID
+    kind: str
+    unit: str
+    period: str
+    starts_on: date
+    target: uuid.UUID
+    rate_bps: int | None
+    threshold: int | None
+    amount: int | None
+    payer_kind: str | None
+    source: uuid.UUID | None
+    grace_days: int
+    created_at: datetime | None
+    retired_at: datetime | None
+
+
+class ScheduleList(BaseModel):
+    items: list[ScheduleOut]
+
+
+class RunOut(BaseModel):
+    schedule: uuid.UUID
+    period_start: date
+    period_end: date
+    charged_count: int
+    charged_total: int
+    unpaid_count: int
+
+
+class RunList(BaseModel):
+    items: list[RunOut]
+
+
+class DuesQuery(Query):
+    unpaid: bool = False
+
+
+class DueOut(BaseModel):
+    schedule: uuid.UUID
+    kind: str
+    period_start: date
+    account: uuid.UUID
+    owner: uuid.UUID
+    amount: int
+    state: Literal["paid", "unpaid"]
+    problem: str | None = Field(description="Why it is unpaid: the ledger's error code.")
+    due_on: date
+    overdue: bool = Field(description="Unpaid past its grace period.")
+    transaction: uuid.UUID
+
+
+class DuesList(BaseModel):
+    items: list[DueOut]

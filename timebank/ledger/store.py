@@ -363,7 +363,7 @@ class LedgerStore:
     async def post_atomic(self, requests: Sequence[TransactionRequest]) -> list[TransactionResult]:
         """Writes all the transactions or, on the first error, none of them."""
         validate_batch(requests, expiry_max_s=self._settings.pending_expiry_max_s)
-        rows = await self._fetch(queries.POST_ATOMIC, *self._arrays(requests))
+        rows = await self._fetch(queries.POST_ATOMIC, *self.batch_arguments(requests))
         assert len(rows) == len(requests), "every transaction of the batch has a result"
         rows.sort(key=lambda row: row["tx_index"])
         return [_result(request, row) for request, row in zip(requests, rows, strict=True)]
@@ -379,7 +379,7 @@ class LedgerStore:
         self, requests: Sequence[TransactionRequest]
     ) -> list[TransactionResult | LedgerError]:
         """post_independent for requests already validated (each, and as a batch)."""
-        rows = await self._fetch(queries.POST_EACH, *self._arrays(requests))
+        rows = await self._fetch(queries.POST_EACH, *self.batch_arguments(requests))
         rows.sort(key=lambda row: row["tx_index"])
         assert len(rows) == len(requests), "every transaction of the batch has a result"
         results: list[TransactionResult | LedgerError] = []
@@ -392,7 +392,9 @@ class LedgerStore:
                 results.append(error_from_code(row["outcome"], context))
         return results
 
-    def _arrays(self, requests: Sequence[TransactionRequest]) -> tuple[object, ...]:
+    def batch_arguments(self, requests: Sequence[TransactionRequest]) -> tuple[object, ...]:
+        """The arguments of queries.POST_ATOMIC and POST_EACH for validated
+        requests, for callers that post within a database transaction of their own."""
         leg_tx: list[int] = []
         leg_accounts: list[uuid.UUID] = []
         leg_amounts: list[int] = []

@@ -17,6 +17,7 @@ ENTRY_TYPES = frozenset(
         "pool_grant",
         "pool_request_resolution",
         "levy_rule",
+        "schedule",
     }
 )
 REQUEST_STATES = frozenset({"paid", "declined", "withdrawn"})
@@ -60,6 +61,8 @@ class PoolsReplay:
     requests: dict[str, RequestState] = field(default_factory=dict)
     referrals: set[tuple[str, str]] = field(default_factory=set)
     levies: dict[str, LevyState] = field(default_factory=dict)
+    # Periodic policies in force (demurrage, expiry, fees, donations), by id.
+    schedules: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def apply(self, entry: dict[str, Any], transactions: set[str]) -> None:
         kind = entry["type"]
@@ -82,6 +85,11 @@ class PoolsReplay:
             self._grant(entry, transactions)
         elif kind == "pool_request_resolution":
             self._resolve(entry)
+        elif kind == "schedule":
+            if entry["retired"]:
+                self.schedules.pop(entry["id"], None)
+            else:
+                self.schedules[entry["id"]] = entry
         else:
             assert kind == "levy_rule", f"not a pool entry: {kind}"
             self._levy(entry)
