@@ -18,6 +18,7 @@ from timebank.api import (  # noqa: F401 (each module declares its operations on
     audit,
     auth,
     communities,
+    currency,
     health,
     keys,
     log,
@@ -35,6 +36,7 @@ from timebank.auth.directory import Directory
 from timebank.auth.service import IdentityService
 from timebank.auth.signing_keys import KeyRing
 from timebank.keys import (
+    CURRENCY,
     DATABASE_POOL,
     DIRECTORY,
     IDENTITIES,
@@ -54,6 +56,7 @@ from timebank.log.store import LogKeys, LogStore
 from timebank.logging import flush_logs, flush_logs_forever
 from timebank.metrics import METRICS, Metrics
 from timebank.migrations import migrated_database
+from timebank.policies.currency import CurrencyStore
 from timebank.policies.store import PolicyStore
 from timebank.pools.store import PoolStore
 from timebank.settings import Settings
@@ -129,6 +132,7 @@ def create_app(settings: Settings, *, prepare: Preparation | None = None) -> web
             app[KEYS] = KeyStore(pool)
             app[POOLS] = PoolStore(pool, store, levy_cache_ttl_s=settings.access_cache_ttl_s)
             app[POLICIES] = PolicyStore(pool, store)
+            app[CURRENCY] = CurrencyStore(pool, store, cache_ttl_s=settings.access_cache_ttl_s)
             app[LOG] = LogStore(
                 pool, LogKeys(signing_keys_directory(settings) / "log"), settings.log_origin_prefix
             )

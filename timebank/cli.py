@@ -20,6 +20,7 @@ from timebank.ledger.invariants import check_invariants
 from timebank.log.audit import BundleError, check_logs, export_bundle, verify_bundle
 from timebank.logging import configure_logging
 from timebank.migrations import MigrationError, migrated_database
+from timebank.policies.invariants import ALL_INVARIANT_QUERIES
 from timebank.settings import Settings
 
 EXIT_OK = 0
@@ -88,7 +89,7 @@ async def _create_operator(settings: Settings, email: str, password: str, name: 
 
 async def _check(settings: Settings) -> int:
     async with migrated_database(settings) as (pool, _), pool.acquire() as connection:
-        violations = await check_invariants(connection)
+        violations = await check_invariants(connection, ALL_INVARIANT_QUERIES)
         violations += await check_logs(connection)
     if not violations:
         print("ledger invariants hold")

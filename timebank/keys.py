@@ -10,6 +10,7 @@ from timebank.auth.service import IdentityService
 from timebank.auth.signing_keys import KeyRing
 from timebank.ledger.store import LedgerStore
 from timebank.log.store import LogStore
+from timebank.policies.currency import CurrencyStore
 from timebank.policies.store import PolicyStore
 from timebank.pools.store import PoolStore
 from timebank.settings import Settings
@@ -27,3 +28,4 @@ LOG = web.AppKey("log", LogStore)
 KEYS = web.AppKey("keys", KeyStore)
 POOLS = web.AppKey("pools", PoolStore)
 POLICIES = web.AppKey("policies", PolicyStore)
+CURRENCY = web.AppKey("currency", CurrencyStore)

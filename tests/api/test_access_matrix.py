@@ -30,7 +30,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tests.api.world import HOURS, Person, World, build_world, expect
+from tests.api.world import GREEN, HOURS, Person, World, build_world, expect
 from timebank.api.contract import Operation
 from timebank.api.problems import PROBLEM_CONTENT_TYPE
 from timebank.api.registry import api as contract
@@ -375,6 +375,27 @@ CALLS: dict[str, Call] = {
     ),
     "run_policies": Call("POST", f"{C}/policies/runs", addressed="community"),
     "list_dues": Call("GET", f"{C}/policies/dues", addressed="community"),
+    # Euro-backed currency: GREEN, issued by the organization (bob is its agent),
+    # reconverted by a business whose agent is alice.
+    "set_up_currency": Call(
+        "PUT",
+        f"{C}/currencies/{GREEN}",
+        {"reconversion_fee_bps": 100, "offices": ["{organization}"]},
+        addressed="community",
+    ),
+    "read_currency": Call("GET", f"{C}/currencies/{GREEN}", addressed="community"),
+    "issue_currency": Call(
+        "POST",
+        f"{C}/currencies/{GREEN}/issuances",
+        {"id": "{new_id}", "office": "{organization}", "to": "{alice_green}", "amount": 1},
+        addressed="community",
+    ),
+    "reconvert_currency": Call(
+        "POST",
+        f"{C}/currencies/{GREEN}/reconversions",
+        {"id": "{new_id}", "from": "{business_green}", "amount": 1},
+        addressed="community",
+    ),
     # Webhooks.
     "subscribe": Call(
         "POST",
@@ -573,6 +594,12 @@ MATRIX: dict[str, dict[Expected, str]] = {
     "list_schedule_runs": {200: EVERY_MEMBER, 403: "operator"},
     "run_policies": {200: "admin", 403: "operator treasurer alice full"},
     "list_dues": {200: "admin treasurer alice bob full", 403: "operator agency directory"},
+    # Currency: admins back it; everyone of the community sees its reserve; the
+    # office's agents (and its client) issue; the business's agents reconvert.
+    "set_up_currency": {200: "admin", 403: "operator treasurer alice full"},
+    "read_currency": {200: EVERY_MEMBER, 403: "operator"},
+    "issue_currency": {201: "bob agency", 403: "alice admin treasurer operator full"},
+    "reconvert_currency": {201: "alice", 403: "bob admin treasurer operator full agency"},
     # Webhooks: admins and clients with webhooks:manage (not operators: the
     # deliveries carry the members' transactions).
     "subscribe": {201: "admin full", 403: "operator treasurer alice directory agency"},
@@ -864,6 +891,51 @@ async def new_pool(api: ApiClient, world: World) -> tuple[str, str]:
     return str(pool["id"]), str(pool["units"][0]["account"])
 
 
+async def new_currency(api: ApiClient, world: World) -> str:
+    """GREEN backed by euros, issued by the world's organization; a business whose
+    agent is alice, holding some: its GREEN account."""
+    slug = world.slug
+    business = await expect(
+        await api.post(
+            f"/v1/communities/{slug}/organizations",
+            json={"name": "Boulangerie", "kind": "business"},
+            headers=world.admin.auth,
+        ),
+        201,
+    )
+    await expect(
+        await api.post(
+            f"/v1/communities/{slug}/organizations/{business['id']}/agents",
+            json={"member": str(world.alice.party_id)},
+            headers=world.admin.auth,
+        ),
+        200,
+    )
+    await expect(
+        await api.put(
+            f"/v1/communities/{slug}/currencies/{GREEN}",
+            json={"reconversion_fee_bps": 100, "offices": [str(world.organization_id)]},
+            headers=world.admin.auth,
+        ),
+        200,
+    )
+    (green,) = [ref["id"] for ref in business["accounts"] if ref["unit"] == GREEN]
+    await expect(
+        await api.post(
+            f"/v1/communities/{slug}/currencies/{GREEN}/issuances",
+            json={
+                "id": str(uuid.uuid4()),
+                "office": str(world.organization_id),
+                "to": green,
+                "amount": 10_000,
+            },
+            headers=world.bob.auth,
+        ),
+        201,
+    )
+    return str(green)
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -940,6 +1012,9 @@ async def build_scene(api: ApiClient) -> Scene:
         "revoked_client_secret": revoked[1],
         "bob_party": str(here.bob.party_id),
         **dict(zip(("pool", "pool_account"), await new_pool(api, here), strict=True)),
+        "organization": str(here.organization_id),
+        "alice_green": str(here.alice.accounts[GREEN]),
+        "business_green": await new_currency(api, here),
     }
     return Scene(api, here, elsewhere, headers, fixed)
 

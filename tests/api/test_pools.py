@@ -16,7 +16,9 @@ from tests.api.conftest import ApiClient
 from tests.api.test_signatures import DeviceKey, origin_of, register, signed_transfer
 from tests.api.world import HOURS, Person, World, add_member, expect, transfer
 from timebank.keys import DATABASE_POOL
+from timebank.ledger.invariants import check_invariants
 from timebank.log.audit import check_logs
+from timebank.policies.invariants import ALL_INVARIANT_QUERIES
 
 
 @dataclass
@@ -109,9 +111,12 @@ async def balance(api: ApiClient, world: World, account: str) -> int:
 
 
 async def log_replays(api: ApiClient, world: World) -> None:
+    """The community's log replays to the ledger, and every invariant holds."""
     async with api.app[DATABASE_POOL].acquire() as connection:
         problems = [v for v in await check_logs(connection) if v.rows[0]["community"] == world.slug]
+        broken = await check_invariants(connection, ALL_INVARIANT_QUERIES)
     assert problems == []
+    assert broken == []
 
 
 async def test_two_of_three_managers_approve_and_the_grant_is_paid_once(

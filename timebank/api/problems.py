@@ -41,6 +41,7 @@ UNPROCESSABLE = frozenset(
         "key_not_allowed",
         "signature_required",
         "unknown_pool",
+        "unknown_currency",
         "charter_invalid",
         "amount_too_small_for_levy",
     }

@@ -1018,3 +1018,46 @@ class DueOut(BaseModel):
 
 class DuesList(BaseModel):
     items: list[DueOut]
+
+
+# Euro-backed local currency.
+
+
+class CurrencyIn(Request):
+    reconversion_fee_bps: BasisPoints = Field(
+        description="The association's fee on reconversion to euros, per 10,000, rounded down."
+    )
+    offices: Annotated[list[uuid.UUID], Field(max_length=50)] = Field(
+        default_factory=list, description="Organizations that issue the currency against euros."
+    )
+
+
+class CurrencyOut(BaseModel):
+    unit: str
+    issuance_account: uuid.UUID
+    fee_account: uuid.UUID
+    reconversion_fee_bps: int
+    reserve: int = Field(description="Euro cents held against the currency.")
+    fees: int = Field(description="Euro cents the association took as reconversion fees.")
+    circulation: int = Field(description="Currency issued and not reconverted: reserve + fees.")
+    offices: list[uuid.UUID]
+
+
+class IssuanceIn(Request):
+    id: uuid.UUID = Field(description="The transaction's id, chosen by the client.")
+    office: uuid.UUID = Field(description="The exchange office that received the euros.")
+    to: uuid.UUID = Field(description="The account credited.")
+    amount: Amount = Field(description="Euro cents received, issued one for one.")
+
+
+class ReconversionIn(Request):
+    id: uuid.UUID = Field(description="The transaction's id, chosen by the client.")
+    from_: uuid.UUID = Field(alias="from", description="The business's account.")
+    amount: Amount
+
+
+class MovementOut(BaseModel):
+    transaction: uuid.UUID
+    euros: int = Field(description="Euro cents received (issuance) or to pay (reconversion).")
+    fee: int
+    reserve: int

@@ -34,7 +34,7 @@ from timebank.api.schemas import (
 from timebank.auth.access import Actor, Scope
 from timebank.auth.errors import Forbidden
 from timebank.errors import NotFound, TimebankError
-from timebank.keys import DIRECTORY, IDENTITIES, KEYS, LEDGER, LOG, POOLS
+from timebank.keys import CURRENCY, DIRECTORY, IDENTITIES, KEYS, LEDGER, LOG, POOLS
 from timebank.ledger.errors import (
     BatchTooLarge,
     DatabaseUnavailable,
@@ -206,6 +206,19 @@ async def with_levies(
     return with_levy(ledger_request_, rule) if rule is not None else ledger_request_
 
 
+async def refuse_backed_accounts(
+    request: web.Request, community_id: uuid.UUID, account_ids: Iterable[uuid.UUID]
+) -> None:
+    """A euro-backed currency enters and leaves circulation only through issuance
+    and reconversion, which move its reserve: never through a plain transaction."""
+    backed = await request.app[CURRENCY].backed_accounts(community_id)
+    if backed and not backed.isdisjoint(account_ids):
+        raise Forbidden(
+            "this currency is backed by euros: issue it and reconvert it through"
+            " /v1/communities/{slug}/currencies/{unit}"
+        )
+
+
 def written_out(
     request: TransactionRequest, result: TransactionResult, community: Community
 ) -> TransactionOut:
@@ -295,6 +308,9 @@ async def post_transaction(request: web.Request) -> web.Response:
     body = body_of(request, TransactionBody).root
     community, actor = await named_community_actor(request, body.community)
     ledger_request_ = await with_levies(request, body, ledger_request(body, community))
+    await refuse_backed_accounts(
+        request, community.id, (posting.account_id for posting in ledger_request_.postings)
+    )
     owners = await _owners(request, community, (p.account_id for p in ledger_request_.postings))
     check_write(actor, ledger_request_, owners)
     signature = await _payer_signature(request, body, community, actor, owners)
@@ -335,6 +351,9 @@ async def post_batch(request: web.Request) -> web.Response:
         await with_levies(request, item, ledger_request(item, community))
         for item in body.transactions
     ]
+    await refuse_backed_accounts(
+        request, community.id, (p.account_id for r in requests for p in r.postings)
+    )
     owners = await _owners(request, community, (p.account_id for r in requests for p in r.postings))
     store = request.app[LEDGER]
     required = await request.app[KEYS].policy(community.id) == "required"
@@ -670,6 +689,9 @@ async def reverse_transaction(request: web.Request) -> web.Response:
         request, path_uuid(request), query.community
     )
     actor.require_admin()
+    await refuse_backed_accounts(
+        request, community.id, (posting.account_id for posting in transaction.postings)
+    )
     store = request.app[LEDGER]
     result = await store.reverse(community.id, transaction.id, reversal_id=body.id, memo=body.memo)
     reversal = await store.transaction(community.id, result.id)

@@ -3,6 +3,7 @@ and the tests run them; each names what is wrong, with the rows that show it."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from timebank.database import DatabaseConnection
@@ -143,11 +144,14 @@ class InvariantViolation:
         return f"{self.invariant}: {shown}{more}"
 
 
-async def check_invariants(connection: DatabaseConnection) -> list[InvariantViolation]:
-    """Every invariant, judged on one consistent snapshot. Empty when all hold."""
+async def check_invariants(
+    connection: DatabaseConnection, queries: Mapping[str, str] = INVARIANT_QUERIES
+) -> list[InvariantViolation]:
+    """Every invariant (the ledger's, unless others are given), judged on one
+    consistent snapshot. Empty when all hold."""
     violations = []
     async with connection.transaction(isolation="repeatable_read", readonly=True):
-        for name, query in INVARIANT_QUERIES.items():
+        for name, query in queries.items():
             rows = await connection.fetch(query)
             if rows:
                 violations.append(InvariantViolation(name, [dict(row) for row in rows]))

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from timebank.database import DatabaseConnection
 from timebank.ledger import queries
 from timebank.ledger.coalescer import Coalescer
 from timebank.ledger.errors import (
@@ -118,6 +119,19 @@ async def run_translated(operation: Callable[[], Awaitable[T]]) -> T:
         except (TimeoutError, OSError, asyncpg.InterfaceError) as error:
             raise DatabaseUnavailable(str(error) or type(error).__name__) from error
     raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+async def in_transaction(
+    pool: asyncpg.Pool, work: Callable[[DatabaseConnection], Awaitable[T]]
+) -> T:
+    """Runs `work` in one database transaction on a pooled connection, with the
+    retries and named errors of run_translated: all of it, or nothing."""
+
+    async def run() -> T:
+        async with pool.acquire() as connection, connection.transaction():
+            return await work(connection)
+
+    return await run_translated(run)
 
 
 @dataclass(frozen=True, slots=True)

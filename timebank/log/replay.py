@@ -345,7 +345,7 @@ def apply_entry(state: Replay, entry: dict[str, Any], ahead: Precomputed | None 
         elif kind == "policy":
             state.signatures_policy = entry["signatures"]
         elif kind in POOL_ENTRY_TYPES:
-            state.pools.apply(entry, state.transactions)
+            state.pools.apply(entry, state.transactions, state.accounts)
         else:
             raise ReplayError(index, f"unknown entry type {kind!r}")
     except PoolEntryError as error:

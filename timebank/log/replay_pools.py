@@ -5,8 +5,9 @@ a signed transfer's levy leg is checked. Pure, like the rest of the replay."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 ENTRY_TYPES = frozenset(
     {
@@ -18,6 +19,8 @@ ENTRY_TYPES = frozenset(
         "pool_request_resolution",
         "levy_rule",
         "schedule",
+        "currency_reserve",
+        "reserve",
     }
 )
 REQUEST_STATES = frozenset({"paid", "declined", "withdrawn"})
@@ -56,6 +59,19 @@ class LevyState:
 
 
 @dataclass
+class ReserveState:
+    """A euro-backed currency: its issuance account and the reserve and fees."""
+
+    issuance_account: str
+    reserve: int = 0
+    fees: int = 0
+
+
+class HasBalance(Protocol):
+    balance: int
+
+
+@dataclass
 class PoolsReplay:
     pools: dict[str, PoolState] = field(default_factory=dict)
     requests: dict[str, RequestState] = field(default_factory=dict)
@@ -63,8 +79,15 @@ class PoolsReplay:
     levies: dict[str, LevyState] = field(default_factory=dict)
     # Periodic policies in force (demurrage, expiry, fees, donations), by id.
     schedules: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Euro-backed currencies by unit id.
+    reserves: dict[str, ReserveState] = field(default_factory=dict)
 
-    def apply(self, entry: dict[str, Any], transactions: set[str]) -> None:
+    def apply(
+        self,
+        entry: dict[str, Any],
+        transactions: set[str],
+        accounts: Mapping[str, HasBalance],
+    ) -> None:
         kind = entry["type"]
         if kind == "pool":
             self.pools[entry["pool"]] = PoolState(
@@ -85,6 +108,14 @@ class PoolsReplay:
             self._grant(entry, transactions)
         elif kind == "pool_request_resolution":
             self._resolve(entry)
+        elif kind == "currency_reserve":
+            known = self.reserves.get(entry["unit"])
+            if known is None:
+                self.reserves[entry["unit"]] = ReserveState(entry["issuance_account"])
+            elif known.issuance_account != entry["issuance_account"]:
+                raise PoolEntryError("a currency's issuance account changed")
+        elif kind == "reserve":
+            self._reserve(entry, transactions, accounts)
         elif kind == "schedule":
             if entry["retired"]:
                 self.schedules.pop(entry["id"], None)
@@ -162,6 +193,33 @@ class PoolsReplay:
             fixed_amount=int(entry["fixed_amount"]),
             paid_by=entry["paid_by"],
         )
+
+    def _reserve(
+        self,
+        entry: dict[str, Any],
+        transactions: set[str],
+        accounts: Mapping[str, HasBalance],
+    ) -> None:
+        """Euros in or out with their transaction; after it, the currency in
+        circulation is the reserve plus the fees recorded."""
+        reserve = self.reserves.get(entry["unit"])
+        if reserve is None:
+            raise PoolEntryError(f"a reserve movement of unit {entry['unit']}, not euro-backed")
+        if entry["transaction"] not in transactions:
+            raise PoolEntryError(f"a reserve movement for {entry['transaction']}, not logged")
+        euros, fee = int(entry["euros"]), int(entry["fee"])
+        if entry["kind"] == "issuance":
+            reserve.reserve += euros
+        else:
+            reserve.reserve -= euros + fee
+            reserve.fees += fee
+        account = accounts.get(reserve.issuance_account)
+        circulation = -account.balance if account is not None else 0
+        if reserve.reserve < 0 or circulation != reserve.reserve + reserve.fees:
+            raise PoolEntryError(
+                f"currency in circulation {circulation} is not the reserve {reserve.reserve}"
+                f" plus fees {reserve.fees}"
+            )
 
     def levies_possible(self, account: str, amount: int) -> set[int]:
         """The levies a rule in force crediting `account` takes on `amount`."""

@@ -74,7 +74,15 @@ class AmountTooSmallForLevy(ValidationError):
     title = "The amount is too small to bear the community's levy"
 
 
+class UnknownCurrency(LedgerError):
+    """The unit is not a euro-backed currency of this community."""
+
+    code = "unknown_currency"
+    title = "No such euro-backed currency in this community"
+
+
 POOL_ERRORS: tuple[type[LedgerError], ...] = (
+    UnknownCurrency,
     UnknownPool,
     CharterInvalid,
     RequestIdConflict,

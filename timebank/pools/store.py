@@ -22,7 +22,7 @@ from timebank.ledger.models import (
     TransactionKind,
     TransactionRequest,
 )
-from timebank.ledger.store import LedgerStore, run_translated
+from timebank.ledger.store import LedgerStore, in_transaction, run_translated
 from timebank.pools import queries
 from timebank.pools.errors import (
     CharterInvalid,
@@ -109,11 +109,7 @@ class PoolStore:
         self._levy_cache: dict[uuid.UUID, tuple[float, tuple[LevyRule, ...]]] = {}
 
     async def _in_transaction(self, work: Callable[[DatabaseConnection], Awaitable[T]]) -> T:
-        async def run() -> T:
-            async with self._pool.acquire() as connection, connection.transaction():
-                return await work(connection)
-
-        return await run_translated(run)
+        return await in_transaction(self._pool, work)
 
     # Pools and their charters.
 
