@@ -47,30 +47,35 @@ from timebank.settings import Settings
 CALLERS = 32
 PAYER_ACCOUNTS = 2_000
 DEMURRAGE_ACCOUNTS = 100_000
+OPEN_CHUNK = 5_000
 
 
 async def open_member_accounts(
     pool: asyncpg.Pool, community_id: uuid.UUID, unit_id: uuid.UUID, count: int
 ) -> list[uuid.UUID]:
-    """`count` members with an account each, in two statements (a benchmark's
-    set-up; the accounts' log entries are written by the usual trigger)."""
-    async with pool.acquire() as connection, connection.transaction():
-        parties = await connection.fetch(
-            "INSERT INTO parties (community_id, kind, display_name)"
-            " SELECT $1, 'member', 'member ' || n FROM generate_series(1, $2) AS n RETURNING id",
-            community_id,
-            count,
-        )
-        rows = await connection.fetch(
-            "INSERT INTO accounts (community_id, unit_id, owner_id, min_balance, max_balance)"
-            " SELECT $1, $2, p, $4, $5 FROM unnest($3::uuid[]) AS p RETURNING id",
-            community_id,
-            unit_id,
-            [row["id"] for row in parties],
-            -LIMIT_ABSOLUTE_MAX,
-            LIMIT_ABSOLUTE_MAX,
-        )
-    return [row["id"] for row in rows]
+    """`count` members with an account each, a few thousand per statement (a
+    benchmark's set-up; the accounts' log entries come from the usual trigger)."""
+    accounts: list[uuid.UUID] = []
+    for offset in range(0, count, OPEN_CHUNK):
+        size = min(OPEN_CHUNK, count - offset)
+        async with pool.acquire() as connection, connection.transaction():
+            parties = await connection.fetch(
+                "INSERT INTO parties (community_id, kind, display_name) SELECT $1, 'member',"
+                " 'member ' || n FROM generate_series(1, $2) AS n RETURNING id",
+                community_id,
+                size,
+            )
+            rows = await connection.fetch(
+                "INSERT INTO accounts (community_id, unit_id, owner_id, min_balance, max_balance)"
+                " SELECT $1, $2, p, $4, $5 FROM unnest($3::uuid[]) AS p RETURNING id",
+                community_id,
+                unit_id,
+                [row["id"] for row in parties],
+                -LIMIT_ABSOLUTE_MAX,
+                LIMIT_ABSOLUTE_MAX,
+            )
+        accounts += [row["id"] for row in rows]
+    return accounts
 
 
 async def fund(

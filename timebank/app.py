@@ -59,6 +59,7 @@ from timebank.migrations import migrated_database
 from timebank.policies.currency import CurrencyStore
 from timebank.policies.store import PolicyStore
 from timebank.pools.store import PoolStore
+from timebank.services import Services
 from timebank.settings import Settings
 from timebank.signing.keys import KeyStore
 from timebank.webhooks.subscriptions import Subscriptions
@@ -70,7 +71,7 @@ REQUEST_BODY_SIZE_MAX_BYTES = 4 * 1024 * 1024
 EXPIRY_BATCH_SIZE = 1_000
 SHUTDOWN_GRACE_S = 10.0
 
-Preparation = Callable[[LedgerStore, Directory], Awaitable[None]]
+Preparation = Callable[[Services], Awaitable[None]]
 
 
 async def expire_pending_forever(store: LedgerStore, interval_s: float) -> None:
@@ -137,7 +138,9 @@ def create_app(settings: Settings, *, prepare: Preparation | None = None) -> web
                 pool, LogKeys(signing_keys_directory(settings) / "log"), settings.log_origin_prefix
             )
             if prepare is not None:
-                await prepare(store, app[DIRECTORY])
+                await prepare(
+                    Services(store, app[DIRECTORY], app[POOLS], app[POLICIES], app[CURRENCY])
+                )
             sweeper = asyncio.create_task(
                 expire_pending_forever(store, settings.expiry_sweep_interval_s)
             )

@@ -1,26 +1,31 @@
-"""A small demo community, with members, an organization, a solidarity pool,
-a system account and some history, so a newcomer sees a living ledger."""
+"""A small demo community, with members, a business, an exchange office, a
+solidarity pool with a levy and a request for help, gonettes backed by euros
+with demurrage, and some history, so a newcomer sees a living ledger."""
 
 from __future__ import annotations
 
 import secrets
 import unicodedata
 import uuid
+from datetime import UTC, date, datetime
 
 import structlog
 
 from timebank.auth.access import Role
-from timebank.auth.directory import AccountRef, Directory
+from timebank.auth.directory import AccountRef
 from timebank.ledger.errors import UnknownCommunity
 from timebank.ledger.models import (
     Account,
-    PartyKind,
-    Posting,
     TransactionKind,
     TransactionRequest,
     UnitKind,
 )
 from timebank.ledger.store import LedgerStore
+from timebank.policies.models import Schedule, ScheduleKind
+from timebank.policies.periods import Period
+from timebank.pools.models import Charter, Decision, LevyPayer, UnitTerms, with_levy
+from timebank.pools.store import Pool
+from timebank.services import Services
 
 logger = structlog.get_logger(__name__)
 
@@ -45,6 +50,64 @@ DEMO_PEOPLE = (
 )
 
 
+async def _economics(
+    services: Services,
+    community_id: uuid.UUID,
+    members: dict[str, tuple[Account, Account]],
+    office_id: uuid.UUID,
+) -> Pool:
+    """A solidarity pool (hours and gonettes) run by Alice and Bernard, a 2% levy
+    on purchases in gonettes for it, gonettes backed by euros (3% reconversion
+    fee), and demurrage of 2% a quarter on gonettes above 50 into the pool."""
+    store = services.ledger
+    alice = (await store.account(members["Alice"][0].id)).owner_id
+    bernard = (await store.account(members["Bernard"][0].id)).owner_id
+    pool = await services.pools.create_pool(
+        community_id,
+        "Fonds de solidarité",
+        Charter(
+            purpose="Des heures et des gonettes pour qui ne peut pas encore rendre",
+            managers=frozenset({alice, bernard}),
+            approvals_required=1,
+            units=(
+                UnitTerms(
+                    "H", grant_max=3 * HOUR_MINUTES, beneficiary_period_max=10 * HOUR_MINUTES
+                ),
+                UnitTerms(
+                    "G",
+                    grant_max=20 * CENTS_PER_GONETTE,
+                    beneficiary_period_max=60 * CENTS_PER_GONETTE,
+                ),
+            ),
+        ),
+    )
+    await services.pools.set_levy(
+        community_id,
+        pool_id=pool.id,
+        unit_code="G",
+        category=None,
+        rate_bps=200,
+        fixed_amount=0,
+        paid_by=LevyPayer.PAYER,
+    )
+    await services.currency.set_up(community_id, "G", reconversion_fee_bps=300, offices=[office_id])
+    today = datetime.now(UTC).date()
+    await services.policies.create_schedule(
+        Schedule(
+            id=uuid.uuid4(),
+            community_id=community_id,
+            kind=ScheduleKind.DEMURRAGE,
+            unit_code="G",
+            period=Period.QUARTER,
+            starts_on=date(today.year, (today.month - 1) // 3 * 3 + 1, 1),
+            target_account=pool.unit("G").account_id,
+            rate_bps=200,
+            threshold=50 * CENTS_PER_GONETTE,
+        )
+    )
+    return pool
+
+
 def _ascii(text: str) -> str:
     return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
 
@@ -57,8 +120,9 @@ async def _main_accounts(
     return await store.account(by_unit["H"]), await store.account(by_unit["G"])
 
 
-async def create_demo_community(store: LedgerStore, directory: Directory) -> None:
+async def create_demo_community(services: Services) -> None:
     """Creates the demo community once; does nothing when it already exists."""
+    store, directory = services.ledger, services.directory
     try:
         await store.community_by_slug(DEMO_SLUG)
     except UnknownCommunity:
@@ -68,7 +132,7 @@ async def create_demo_community(store: LedgerStore, directory: Directory) -> Non
         return
 
     community = await store.create_community(DEMO_SLUG, "Banque de temps du quartier")
-    hours = await directory.create_unit(
+    await directory.create_unit(
         community.id,
         code="H",
         name="Heures",
@@ -77,7 +141,7 @@ async def create_demo_community(store: LedgerStore, directory: Directory) -> Non
         default_min_balance=-10 * HOUR_MINUTES,
         default_max_balance=40 * HOUR_MINUTES,
     )
-    gonettes = await directory.create_unit(
+    await directory.create_unit(
         community.id,
         code="G",
         name="Gonettes",
@@ -105,18 +169,16 @@ async def create_demo_community(store: LedgerStore, directory: Directory) -> Non
     cafe = await _main_accounts(store, organization.accounts)
     dimitri_party = (await store.account(members["Dimitri"][0].id)).owner_id
     await directory.add_agent(community.id, organization.party_id, dimitri_party)
-    pool_party = await store.create_party(community.id, PartyKind.POOL, "Fonds de solidarité")
-    pool_hours = await store.open_account(
-        community.id, owner_id=pool_party.id, unit_id=hours.id, min_balance=0
+    exchange_office = await directory.create_organization(
+        community.id, name="Bureau de change de la Croix-Rousse", kind="association"
     )
-    community_party = await store.community_party(community.id)
-    issuance = await store.open_account(
+    await directory.add_agent(
         community.id,
-        owner_id=community_party.id,
-        unit_id=gonettes.id,
-        purpose="issuance",
-        min_balance=-(2**62),
+        exchange_office.party_id,
+        (await store.account(members["Bernard"][0].id)).owner_id,
     )
+    pool = await _economics(services, community.id, members, exchange_office.party_id)
+    pool_hours = pool.unit("H").account_id
 
     def exchange(
         name: str, payer: Account, payee: Account, minutes: int, memo: str, category: str
@@ -142,33 +204,39 @@ async def create_demo_community(store: LedgerStore, directory: Directory) -> Non
             community_id=community.id,
             unit_code="H",
             from_account=alice[0].id,
-            to_account=pool_hours.id,
+            to_account=pool_hours,
             amount=30,
             kind=TransactionKind.DONATION,
             memo="Don au fonds de solidarité",
         ),
-        TransactionRequest(
-            id=_demo_id("issuance"),
-            community_id=community.id,
-            kind=TransactionKind.ISSUANCE,
-            postings=(
-                Posting(issuance.id, -(50 * CENTS_PER_GONETTE)),
-                Posting(dimitri[1].id, 50 * CENTS_PER_GONETTE),
-            ),
-            unit_code="G",
-            memo="Change de 50 € en gonettes",
-        ),
-        TransactionRequest.transfer(
-            id=_demo_id("coffee"),
-            community_id=community.id,
-            unit_code="G",
-            from_account=dimitri[1].id,
-            to_account=cafe[1].id,
-            amount=450,
-            kind=TransactionKind.TRANSFER,
-            memo="Deux cafés et un gâteau",
-        ),
     ]
+    await store.post_atomic(history)
+    # Gonettes are backed by euros: the exchange office issues them.
+    await services.currency.issue(
+        community.id,
+        _demo_id("issuance"),
+        unit_code="G",
+        office_id=exchange_office.party_id,
+        to_account=dimitri[1].id,
+        amount=50 * CENTS_PER_GONETTE,
+    )
+    # A purchase in gonettes bears the community's levy (2%, to the pool).
+    (levy,) = await services.pools.levy_rules(community.id, fresh=True)
+    await store.post(
+        with_levy(
+            TransactionRequest.transfer(
+                id=_demo_id("coffee"),
+                community_id=community.id,
+                unit_code="G",
+                from_account=dimitri[1].id,
+                to_account=cafe[1].id,
+                amount=450,
+                kind=TransactionKind.TRANSFER,
+                memo="Deux cafés et un gâteau",
+            ),
+            levy,
+        )
+    )
     await store.post_atomic(history)
     await store.post(
         TransactionRequest.transfer(
@@ -184,6 +252,20 @@ async def create_demo_community(store: LedgerStore, directory: Directory) -> Non
         )
     )
     await store.reverse(community.id, _demo_id("lesson"), memo="Saisie en double")
+    chloe_party = (await store.account(chloe[0].id)).owner_id
+    request, _ = await services.pools.ask(
+        community.id,
+        _demo_id("help"),
+        pool_id=pool.id,
+        beneficiary_id=chloe_party,
+        unit_code="H",
+        amount=20,
+        reason="Aide pour les courses pendant ma convalescence",
+    )
+    alice_party = (await store.account(alice[0].id)).owner_id
+    await services.pools.decide(
+        community.id, request.id, pool_id=pool.id, manager_id=alice_party, decision=Decision.APPROVE
+    )
     logger.info("demo_community_created", slug=DEMO_SLUG, community_id=str(community.id))
     lines = [f"  {email:<34} {name} ({role.value})" for email, name, role in people]
     print(

@@ -375,6 +375,13 @@ CALLS: dict[str, Call] = {
     ),
     "run_policies": Call("POST", f"{C}/policies/runs", addressed="community"),
     "list_dues": Call("GET", f"{C}/policies/dues", addressed="community"),
+    "list_limit_defaults": Call("GET", f"{C}/policies/limits", addressed="community"),
+    "set_limit_defaults": Call(
+        "PUT",
+        f"{C}/policies/limits",
+        {"unit": HOURS, "kind": "organization", "min_balance": -600, "max_balance": 6000},
+        addressed="community",
+    ),
     # Euro-backed currency: GREEN, issued by the organization (bob is its agent),
     # reconverted by a business whose agent is alice.
     "set_up_currency": Call(
@@ -594,6 +601,8 @@ MATRIX: dict[str, dict[Expected, str]] = {
     "list_schedule_runs": {200: EVERY_MEMBER, 403: "operator"},
     "run_policies": {200: "admin", 403: "operator treasurer alice full"},
     "list_dues": {200: "admin treasurer alice bob full", 403: "operator agency directory"},
+    "list_limit_defaults": {200: EVERY_MEMBER, 403: "operator"},
+    "set_limit_defaults": {200: "admin", 403: "operator treasurer alice full"},
     # Currency: admins back it; everyone of the community sees its reserve; the
     # office's agents (and its client) issue; the business's agents reconvert.
     "set_up_currency": {200: "admin", 403: "operator treasurer alice full"},

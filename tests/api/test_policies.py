@@ -6,6 +6,7 @@ runs with random downtime and concurrent runners charges each period once."""
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -14,8 +15,8 @@ from typing import Any
 import pytest
 
 from tests.api.conftest import ApiClient
-from tests.api.test_pools import PoolScene, balance, log_replays, scene
-from tests.api.world import GREEN, HOURS, World, expect
+from tests.api.test_pools import PoolScene, ask, balance, decide, donate, log_replays, scene
+from tests.api.world import GREEN, HOURS, World, add_member, expect
 from timebank.keys import DATABASE_POOL, LEDGER, POLICIES
 
 
@@ -301,3 +302,102 @@ async def test_a_schedule_must_fit_its_kind(api: ApiClient, scene: PoolScene) ->
 
 
 __all__ = ["scene"]
+
+
+async def test_limits_default_per_kind_of_account(api: ApiClient, world: World) -> None:
+    """Accounts opened after the change take their kind's limits; a pool's
+    minimum stays 0; accounts already open keep theirs."""
+    path = f"/v1/communities/{world.slug}/policies/limits"
+    for kind, low, high in (("member", -300, 3_000), ("pool", -1, 900)):
+        body = {"unit": HOURS, "kind": kind, "min_balance": low, "max_balance": high}
+        response = await api.put(path, json=body, headers=world.admin.auth)
+        if kind == "pool":
+            # A pool gives what it holds: its minimum is 0 whatever the default.
+            await expect(response, 200)
+            continue
+        await expect(response, 200)
+    listed = await expect(await api.get(path, headers=world.alice.auth), 200)
+    assert [
+        (item["kind"], item["min_balance"], item["max_balance"]) for item in listed["items"]
+    ] == [
+        ("member", -300, 3_000),
+        ("pool", -1, 900),
+    ]
+    newcomer = await add_member(api, world.slug, world.admin, "Newcomer", "member")
+    account = await expect(
+        await api.get(f"/v1/accounts/{newcomer.accounts[HOURS]}", headers=world.admin.auth), 200
+    )
+    assert (account["min_balance"], account["max_balance"]) == (-300, 3_000)
+    old = await expect(
+        await api.get(f"/v1/accounts/{world.alice.accounts[HOURS]}", headers=world.admin.auth), 200
+    )
+    assert (old["min_balance"], old["max_balance"]) == (-600, 6_000)
+    pool = await expect(
+        await api.post(
+            f"/v1/communities/{world.slug}/pools",
+            json={
+                "name": "Fonds",
+                "purpose": "help",
+                "managers": [str(world.alice.party_id)],
+                "approvals_required": 1,
+                "units": [{"unit": HOURS, "grant_max": 60, "beneficiary_period_max": 60}],
+            },
+            headers=world.admin.auth,
+        ),
+        201,
+    )
+    pool_account = await expect(
+        await api.get(f"/v1/accounts/{pool['units'][0]['account']}", headers=world.admin.auth),
+        200,
+    )
+    assert (pool_account["min_balance"], pool_account["max_balance"]) == (0, 900)
+
+
+async def test_pool_and_policy_events_reach_webhook_subscribers(
+    api: ApiClient, scene: PoolScene
+) -> None:
+    """pool.request_opened, pool.grant_paid, pool.request_resolved and
+    policy.changed are queued in the same transaction as the change."""
+    world = scene.world
+    await expect(
+        await api.post(
+            f"/v1/communities/{world.slug}/webhooks",
+            json={
+                "url": "https://hooks.example.org/pools",
+                "events": [
+                    "pool.request_opened",
+                    "pool.request_resolved",
+                    "pool.grant_paid",
+                    "policy.changed",
+                ],
+            },
+            headers=world.admin.auth,
+        ),
+        201,
+    )
+    await donate(api, scene, world.alice, 100)
+    asked = await ask(api, scene, 30)
+    for manager in (world.alice, world.bob):
+        await expect(await decide(api, scene, asked["id"], manager, "approve"), 200)
+    await expect(
+        await api.put(
+            f"/v1/communities/{world.slug}/policies/levies",
+            json={"unit": HOURS, "pool": scene.pool_id, "rate_bps": 100},
+            headers=world.admin.auth,
+        ),
+        200,
+    )
+    async with api.app[DATABASE_POOL].acquire() as connection:
+        events = await connection.fetch(
+            "SELECT type, payload FROM webhook_events"
+            " WHERE community_id = (SELECT id FROM communities WHERE slug = $1) ORDER BY id",
+            world.slug,
+        )
+    assert [event["type"] for event in events] == [
+        "pool.request_opened",
+        "pool.grant_paid",
+        "pool.request_resolved",
+        "policy.changed",
+    ]
+    grant = json.loads(events[1]["payload"])
+    assert (grant["amount"], grant["unit"], grant["request"]) == (30, HOURS, asked["id"])

@@ -143,9 +143,10 @@ async def test_invalid_setting_is_a_one_line_usage_error(
 async def test_demo_serves_health_and_stops_cleanly_on_sigterm(
     create_database: Callable[[], Awaitable[str]],
 ) -> None:
-    """`timebank demo` migrates, creates the demo community once, serves /health, and
-    exits 0 on SIGTERM; a second run finds the community and adds nothing. The first
-    run shows the demo people's logins once, and they work."""
+    """`timebank demo` migrates, creates the demo community once (with a pool, its
+    levy and a paid request, gonettes backed by euros, a demurrage schedule),
+    serves /health, and exits 0 on SIGTERM; a second run finds the community and
+    adds nothing. The first run shows the demo people's logins once, and they work."""
     uri = await create_database()
     for run in range(2):
         port = free_port()
@@ -177,10 +178,23 @@ async def test_demo_serves_health_and_stops_cleanly_on_sigterm(
             "SELECT (SELECT count(*) FROM communities) AS communities,"
             "       (SELECT count(*) FROM transactions) AS transactions,"
             "       (SELECT count(*) FROM transactions WHERE state = 'pending') AS pending,"
-            "       (SELECT count(*) FROM transactions WHERE kind = 'reversal') AS reversals"
+            "       (SELECT count(*) FROM transactions WHERE kind = 'reversal') AS reversals,"
+            "       (SELECT count(*) FROM pool_grants) AS grants,"
+            "       (SELECT count(*) FROM levy_rules) AS levies,"
+            "       (SELECT reserve FROM currency_reserves) AS reserve,"
+            "       (SELECT count(*) FROM policy_schedules) AS schedules"
         )
         assert counts is not None
-        assert dict(counts) == {"communities": 1, "transactions": 8, "pending": 1, "reversals": 1}
+        assert dict(counts) == {
+            "communities": 1,
+            "transactions": 9,
+            "pending": 1,
+            "reversals": 1,
+            "grants": 1,
+            "levies": 1,
+            "reserve": 5_000,
+            "schedules": 1,
+        }
     finally:
         await connection.close()
     code, out, _ = await run_cli("check", database_url=uri)

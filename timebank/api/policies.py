@@ -12,6 +12,9 @@ from timebank.api.schemas import (
     DueOut,
     DuesList,
     DuesQuery,
+    LimitDefaultsIn,
+    LimitDefaultsList,
+    LimitDefaultsOut,
     RunList,
     RunOut,
     ScheduleIn,
@@ -23,7 +26,7 @@ from timebank.auth.errors import Forbidden
 from timebank.keys import POLICIES
 from timebank.policies.models import Schedule, ScheduleKind
 from timebank.policies.periods import Period
-from timebank.policies.store import RunSummary
+from timebank.policies.store import LimitDefaults, RunSummary
 
 TAG = "Policies"
 S = "/v1/communities/{slug}/policies/schedules"
@@ -202,3 +205,57 @@ async def list_dues(request: web.Request) -> web.Response:
             ]
         )
     )
+
+
+def _limits_out(defaults: list[LimitDefaults]) -> LimitDefaultsList:
+    return LimitDefaultsList(
+        items=[
+            LimitDefaultsOut(
+                unit=item.unit_code,
+                kind=item.party_kind,
+                min_balance=item.min_balance,
+                max_balance=item.max_balance,
+            )
+            for item in defaults
+        ]
+    )
+
+
+@api.operation(
+    "GET",
+    "/v1/communities/{slug}/policies/limits",
+    tag=TAG,
+    summary="Default limits per unit and kind of account",
+    responses={200: LimitDefaultsList},
+)
+async def list_limit_defaults(request: web.Request) -> web.Response:
+    """Where a kind has none, its accounts take the unit's defaults."""
+    community, actor = await community_actor(request, request.match_info["slug"])
+    actor.require_member()
+    return respond(_limits_out(await request.app[POLICIES].limit_defaults(community.id)))
+
+
+@api.operation(
+    "PUT",
+    "/v1/communities/{slug}/policies/limits",
+    tag=TAG,
+    summary="Set the default limits of a kind of account in a unit (admins)",
+    body=LimitDefaultsIn,
+    responses={200: LimitDefaultsList},
+    errors=("unknown_unit", "validation_error"),
+)
+async def set_limit_defaults(request: web.Request) -> web.Response:
+    """For accounts opened from now on (members, organizations, pools; a pool's
+    minimum stays 0). An account's own limits are changed with PATCH
+    /v1/accounts/{id}, which never breaks a pending reservation. Logged."""
+    community, actor = await community_actor(request, request.match_info["slug"])
+    actor.require_admin()
+    body = body_of(request, LimitDefaultsIn)
+    defaults = await request.app[POLICIES].set_limit_defaults(
+        community.id,
+        unit_code=body.unit,
+        party_kind=body.kind,
+        min_balance=body.min_balance,
+        max_balance=body.max_balance,
+    )
+    return respond(_limits_out(defaults))

@@ -90,6 +90,10 @@ EventType = Literal[
     "transaction.expired",
     "transaction.reversed",
     "member.joined",
+    "pool.grant_paid",
+    "pool.request_opened",
+    "pool.request_resolved",
+    "policy.changed",
 ]
 
 
@@ -1061,3 +1065,21 @@ class MovementOut(BaseModel):
     euros: int = Field(description="Euro cents received (issuance) or to pay (reconversion).")
     fee: int
     reserve: int
+
+
+class LimitDefaultsIn(Request):
+    unit: UnitCode
+    kind: Literal["member", "organization", "pool"]
+    min_balance: MinBalance
+    max_balance: MaxBalance
+
+
+class LimitDefaultsOut(BaseModel):
+    unit: str
+    kind: str
+    min_balance: int
+    max_balance: int
+
+
+class LimitDefaultsList(BaseModel):
+    items: list[LimitDefaultsOut]

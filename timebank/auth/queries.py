@@ -113,15 +113,16 @@ RETURNING created_at
 # One main account per unit of the community, with the unit's default limits.
 OPEN_ACCOUNTS_FOR_PARTY = """
 INSERT INTO accounts (community_id, unit_id, owner_id, min_balance, max_balance)
-SELECT u.community_id, u.id, $2, u.default_min_balance, u.default_max_balance
-  FROM units u WHERE u.community_id = $1
+SELECT u.community_id, u.id, $2, d.min_balance, d.max_balance
+  FROM units u CROSS JOIN LATERAL account_default_limits(u.community_id, u.id, $2) d
+ WHERE u.community_id = $1
 ON CONFLICT DO NOTHING
 """
 # When a unit is added, every member and organization gets an account in it.
 OPEN_ACCOUNTS_FOR_UNIT = """
 INSERT INTO accounts (community_id, unit_id, owner_id, min_balance, max_balance)
-SELECT p.community_id, u.id, p.id, u.default_min_balance, u.default_max_balance
-  FROM parties p JOIN units u ON u.community_id = p.community_id AND u.id = $2
+SELECT p.community_id, $2, p.id, d.min_balance, d.max_balance
+  FROM parties p CROSS JOIN LATERAL account_default_limits(p.community_id, $2, p.id) d
  WHERE p.community_id = $1 AND p.kind IN ('member', 'organization')
 ON CONFLICT DO NOTHING
 """

@@ -43,14 +43,12 @@ INSERT INTO parties (community_id, kind, display_name) VALUES ($1, $2, $3)
 RETURNING id, community_id, kind, display_name
 """
 
-# Opens an account with the unit's default limits unless given; no row when the
-# unit or the owner is not in the community.
+# Opens an account with the default limits of its unit and its owner's kind
+# unless given; no row when the unit or the owner is not in the community.
 INSERT_ACCOUNT = """
 INSERT INTO accounts (community_id, unit_id, owner_id, purpose, min_balance, max_balance)
-SELECT u.community_id, u.id, p.id, $4,
-       coalesce($5, u.default_min_balance), coalesce($6, u.default_max_balance)
-  FROM units u JOIN parties p ON p.community_id = u.community_id AND p.id = $3
- WHERE u.community_id = $1 AND u.id = $2
+SELECT $1, $2, $3, $4, coalesce($5, d.min_balance), coalesce($6, d.max_balance)
+  FROM account_default_limits($1, $2, $3) d
 RETURNING id
 """
 

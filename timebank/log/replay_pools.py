@@ -21,6 +21,7 @@ ENTRY_TYPES = frozenset(
         "schedule",
         "currency_reserve",
         "reserve",
+        "limit_defaults",
     }
 )
 REQUEST_STATES = frozenset({"paid", "declined", "withdrawn"})
@@ -79,6 +80,8 @@ class PoolsReplay:
     levies: dict[str, LevyState] = field(default_factory=dict)
     # Periodic policies in force (demurrage, expiry, fees, donations), by id.
     schedules: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # (unit, kind of owner) -> (min, max) for accounts opened from then on.
+    limit_defaults: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
     # Euro-backed currencies by unit id.
     reserves: dict[str, ReserveState] = field(default_factory=dict)
 
@@ -116,6 +119,11 @@ class PoolsReplay:
                 raise PoolEntryError("a currency's issuance account changed")
         elif kind == "reserve":
             self._reserve(entry, transactions, accounts)
+        elif kind == "limit_defaults":
+            self.limit_defaults[(entry["unit"], entry["kind"])] = (
+                int(entry["min_balance"]),
+                int(entry["max_balance"]),
+            )
         elif kind == "schedule":
             if entry["retired"]:
                 self.schedules.pop(entry["id"], None)

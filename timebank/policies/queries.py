@@ -95,3 +95,17 @@ SELECT c.schedule_id, s.kind, c.period_start, c.account_id, a.owner_id, c.amount
  ORDER BY c.period_start DESC, c.account_id
  LIMIT 500
 """
+
+UPSERT_LIMIT_DEFAULTS = """
+INSERT INTO unit_limit_defaults (community_id, unit_id, party_kind, min_balance, max_balance)
+SELECT u.community_id, u.id, $3, $4, $5 FROM units u WHERE u.community_id = $1 AND u.code = $2
+ON CONFLICT (community_id, unit_id, party_kind) DO UPDATE
+   SET min_balance = EXCLUDED.min_balance, max_balance = EXCLUDED.max_balance, updated_at = now()
+RETURNING unit_id
+"""
+SELECT_LIMIT_DEFAULTS = """
+SELECT u.code AS unit_code, d.party_kind, d.min_balance, d.max_balance
+  FROM unit_limit_defaults d JOIN units u ON u.community_id = d.community_id AND u.id = d.unit_id
+ WHERE d.community_id = $1
+ ORDER BY u.code, d.party_kind
+"""

@@ -15,7 +15,13 @@ import structlog
 from timebank.database import DatabaseConnection
 from timebank.ledger import queries as ledger_queries
 from timebank.ledger.errors import UnknownAccount, UnknownUnit, ValidationError
-from timebank.ledger.models import BATCH_SIZE_MAX, Posting, TransactionRequest, validate_batch
+from timebank.ledger.models import (
+    BATCH_SIZE_MAX,
+    Posting,
+    TransactionRequest,
+    validate_batch,
+    validate_limits,
+)
 from timebank.ledger.store import LedgerStore, run_translated
 from timebank.policies import queries
 from timebank.policies.models import (
@@ -40,6 +46,14 @@ class RunSummary:
     charged_count: int
     charged_total: int
     unpaid_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class LimitDefaults:
+    unit_code: str
+    party_kind: str
+    min_balance: int
+    max_balance: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +188,45 @@ class PolicyStore:
                 due_on=row["due_on"],
                 overdue=row["overdue"],
                 transaction_id=row["transaction_id"],
+            )
+            for row in rows
+        ]
+
+    # Limits per kind of account.
+
+    async def set_limit_defaults(
+        self,
+        community_id: uuid.UUID,
+        *,
+        unit_code: str,
+        party_kind: str,
+        min_balance: int,
+        max_balance: int,
+    ) -> list[LimitDefaults]:
+        """The limits accounts of this kind get when opened in the unit from now on
+        (accounts already open keep theirs: change them one by one); logged."""
+        validate_limits(min_balance, max_balance)
+        found = await run_translated(
+            lambda: self._pool.fetchval(
+                queries.UPSERT_LIMIT_DEFAULTS,
+                community_id,
+                unit_code,
+                party_kind,
+                min_balance,
+                max_balance,
+            )
+        )
+        if found is None:
+            raise UnknownUnit(unit=unit_code)
+        return await self.limit_defaults(community_id)
+
+    async def limit_defaults(self, community_id: uuid.UUID) -> list[LimitDefaults]:
+        rows = await run_translated(
+            lambda: self._pool.fetch(queries.SELECT_LIMIT_DEFAULTS, community_id)
+        )
+        return [
+            LimitDefaults(
+                row["unit_code"], row["party_kind"], row["min_balance"], row["max_balance"]
             )
             for row in rows
         ]

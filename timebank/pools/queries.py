@@ -12,8 +12,7 @@ INSERT INTO parties (community_id, kind, display_name) VALUES ($1, 'pool', $2) R
 # A pool's accounts never go below zero: it gives what it holds.
 INSERT_POOL_ACCOUNT = """
 INSERT INTO accounts (community_id, unit_id, owner_id, purpose, min_balance, max_balance)
-SELECT u.community_id, u.id, $3, 'main', 0, u.default_max_balance
-  FROM units u WHERE u.community_id = $1 AND u.id = $2
+SELECT $1, $2, $3, 'main', 0, d.max_balance FROM account_default_limits($1, $2, $3) d
 ON CONFLICT (owner_id, unit_id, purpose, community_id) DO UPDATE SET purpose = EXCLUDED.purpose
 RETURNING id
 """
