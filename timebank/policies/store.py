@@ -36,6 +36,9 @@ from timebank.policies.models import (
 from timebank.policies.periods import Period, due_periods, label
 
 logger = structlog.get_logger(__name__)
+# A period's run reads every account of a unit at once (100,000 accounts: ~10 s on
+# a loaded 2-core machine): its statements may take longer than a request's.
+RUN_STATEMENT_TIMEOUT_S = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,6 +307,7 @@ class PolicyStore:
             schedule.rate_bps,
             midnight(end),
             schedule.target_account,
+            timeout=RUN_STATEMENT_TIMEOUT_S,
         )
         memo = _memo(schedule, start)
         requests = [
@@ -312,7 +316,11 @@ class PolicyStore:
         for offset in range(0, len(requests), BATCH_SIZE_MAX):
             chunk = requests[offset : offset + BATCH_SIZE_MAX]
             validate_batch(chunk, expiry_max_s=1)
-            await connection.fetch(ledger_queries.POST_ATOMIC, *self._ledger.batch_arguments(chunk))
+            await connection.fetch(
+                ledger_queries.POST_ATOMIC,
+                *self._ledger.batch_arguments(chunk),
+                timeout=RUN_STATEMENT_TIMEOUT_S,
+            )
         return len(requests), sum(row["charge"] for row in rows)
 
     async def _charge_fixed(
