@@ -358,6 +358,10 @@ CALLS: dict[str, Call] = {
         "GET", f"{C}/pools/{{pool}}/statement?unit={HOURS}", addressed="community"
     ),
     "list_levies": Call("GET", f"{C}/policies/levies", addressed="community"),
+    "list_overflows": Call("GET", f"{C}/policies/overflow", addressed="community"),
+    "set_overflow": Call(
+        "PUT", f"{C}/policies/overflow", {"unit": HOURS, "pool": None}, addressed="community"
+    ),
     "set_levy": Call(
         "PUT",
         f"{C}/policies/levies",
@@ -592,6 +596,8 @@ MATRIX: dict[str, dict[Expected, str]] = {
     "refer_bob": {204: "admin", 403: "alice bob treasurer operator full"},
     "pool_statement": {200: EVERY_MEMBER, 403: "operator"},
     "list_levies": {200: EVERY_MEMBER, 403: "operator"},
+    "list_overflows": {200: EVERY_MEMBER, 403: "operator"},
+    "set_overflow": {200: "admin", 403: "operator treasurer alice full"},
     "set_levy": {200: "admin", 403: "operator treasurer alice full"},
     # Periodic policies: admins put them in force and run them; members read them
     # and their own dues; treasurers, admins and auditing clients everyone's.

@@ -460,3 +460,73 @@ async def test_a_signed_levied_transfer_replays_against_the_logged_rule(
     await expect(await api.post("/v1/transactions", json=body, headers=world.alice.auth), 201)
     assert await balance(api, world, scene.pool_account) == 3
     await log_replays(api, world)
+
+
+async def test_payments_above_the_payees_maximum_overflow_to_the_pool(
+    api: ApiClient, scene: PoolScene
+) -> None:
+    """Where the community chose it: the payee receives up to their maximum, the
+    rest goes to the pool in the same transaction (with the levy, in one leg); a
+    payee already at the maximum is still refused; a signed overflowing transfer
+    replays; `pool: null` refuses again."""
+    world = scene.world
+    bob_hours = str(world.bob.accounts[HOURS])
+    await expect(
+        await api.patch(
+            f"/v1/accounts/{bob_hours}", json={"max_balance": 100}, headers=world.admin.auth
+        ),
+        200,
+    )
+    path = f"/v1/communities/{world.slug}/policies/overflow"
+    overflows = await expect(
+        await api.put(path, json={"unit": HOURS, "pool": scene.pool_id}, headers=world.admin.auth),
+        200,
+    )
+    assert overflows["items"] == [{"unit": HOURS, "account": scene.pool_account}]
+    await set_levy(api, scene, rate_bps=1000)
+    body = transfer(world, world.alice, world.bob, 150)
+    created = await expect(
+        await api.post("/v1/transactions", json=body, headers=world.alice.auth), 201
+    )
+    # 150 + 15 levy from Alice; Bob up to 100; the pool 15 + 50.
+    assert [posting["amount"] for posting in created["postings"]] == [-165, 100, 65]
+    assert await balance(api, world, bob_hours) == 100
+    refused = await expect(
+        await api.post(
+            "/v1/transactions",
+            json=transfer(world, world.alice, world.bob, 10),
+            headers=world.alice.auth,
+        ),
+        409,
+    )
+    assert refused["code"] == "limit_exceeded"
+    await expect(
+        await api.patch(
+            f"/v1/accounts/{bob_hours}", json={"max_balance": 120}, headers=world.admin.auth
+        ),
+        200,
+    )
+    key = DeviceKey()
+    await register(api, world, world.alice, key)
+    signed = signed_transfer(world, await origin_of(api, world), key, world.alice, world.bob, 30)
+    await expect(await api.post("/v1/transactions", json=signed, headers=world.alice.auth), 201)
+    assert await balance(api, world, bob_hours) == 120
+    await log_replays(api, world)
+    await expect(
+        await api.put(path, json={"unit": HOURS, "pool": None}, headers=world.admin.auth), 200
+    )
+    await expect(
+        await api.patch(
+            f"/v1/accounts/{bob_hours}", json={"max_balance": 130}, headers=world.admin.auth
+        ),
+        200,
+    )
+    refused = await expect(
+        await api.post(
+            "/v1/transactions",
+            json=transfer(world, world.alice, world.bob, 20),
+            headers=world.alice.auth,
+        ),
+        409,
+    )
+    assert refused["code"] == "limit_exceeded"

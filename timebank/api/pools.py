@@ -32,6 +32,9 @@ from timebank.api.schemas import (
     LevyIn,
     LevyList,
     LevyOut,
+    OverflowIn,
+    OverflowList,
+    OverflowOut,
     PoolCreate,
     PoolLineOut,
     PoolList,
@@ -50,7 +53,7 @@ from timebank.ledger.errors import ValidationError
 from timebank.ledger.models import Community, Outcome, TransactionKind, TransactionRequest
 from timebank.pools.models import Charter, Decision, LevyPayer, LevyRule, RequestState
 from timebank.pools.models import UnitTerms as PoolTerms
-from timebank.pools.store import HelpRequest, Pool
+from timebank.pools.store import HelpRequest, Pool, PoolPolicies
 
 TAG = "Pools"
 P = "/v1/communities/{slug}/pools"
@@ -524,3 +527,46 @@ async def set_levy(request: web.Request) -> web.Response:
         paid_by=LevyPayer(body.paid_by),
     )
     return respond(LevyList(items=[levy_out(rule) for rule in rules]))
+
+
+def _overflows_out(policies: PoolPolicies) -> OverflowList:
+    return OverflowList(
+        items=[OverflowOut(unit=unit, account=account) for unit, account in policies.overflows]
+    )
+
+
+@api.operation(
+    "GET",
+    "/v1/communities/{slug}/policies/overflow",
+    tag=TAG,
+    summary="Where payments above a payee's maximum go",
+    responses={200: OverflowList},
+)
+async def list_overflows(request: web.Request) -> web.Response:
+    community, actor = await community_actor(request, request.match_info["slug"])
+    actor.require_member()
+    policies = await request.app[POOLS].policies(community.id, fresh=True)
+    return respond(_overflows_out(policies))
+
+
+@api.operation(
+    "PUT",
+    "/v1/communities/{slug}/policies/overflow",
+    tag=TAG,
+    summary="Let payments above a payee's maximum overflow to a pool (admins)",
+    body=OverflowIn,
+    responses={200: OverflowList},
+    errors=POOL_ERRORS,
+)
+async def set_overflow(request: web.Request) -> web.Response:
+    """Instead of refusing a transfer that would take the payee above their
+    maximum, the payee receives up to it and the rest goes to the pool, in the
+    same transaction (a payee already at the maximum is still refused). `pool:
+    null` refuses again. Logged."""
+    community, actor = await community_actor(request, request.match_info["slug"])
+    actor.require_admin()
+    body = body_of(request, OverflowIn)
+    policies = await request.app[POOLS].set_overflow(
+        community.id, unit_code=body.unit, pool_id=body.pool
+    )
+    return respond(_overflows_out(policies))

@@ -1083,3 +1083,19 @@ class LimitDefaultsOut(BaseModel):
 
 class LimitDefaultsList(BaseModel):
     items: list[LimitDefaultsOut]
+
+
+class OverflowIn(Request):
+    unit: UnitCode
+    pool: uuid.UUID | None = Field(
+        description="The pool that takes what is above a payee's maximum; null: refuse again."
+    )
+
+
+class OverflowOut(BaseModel):
+    unit: str
+    account: uuid.UUID
+
+
+class OverflowList(BaseModel):
+    items: list[OverflowOut]

@@ -55,7 +55,7 @@ from timebank.ledger.models import (
 )
 from timebank.ledger.store import StoredSignature
 from timebank.metrics import METRICS
-from timebank.pools.models import LEVIED_KINDS, rule_for, with_levy
+from timebank.pools.models import LEVIED_KINDS, rule_for, with_levy, with_overflow
 from timebank.signing import intents
 from timebank.signing.errors import SignatureMalformed, SignatureRefused, SignatureRequired
 from timebank.signing.service import decode, verified_ack, verified_intent
@@ -196,14 +196,23 @@ def ledger_request(body: TransactionIn, community: Community) -> TransactionRequ
 async def with_levies(
     request: web.Request, body: TransactionIn, ledger_request_: TransactionRequest
 ) -> TransactionRequest:
-    """A transfer (from, to) of a levied kind with the levy the community's rule
-    in force takes, in the same transaction; anything else as it is. Balanced
-    postings are the integrator's own: no levy is added to them."""
+    """A transfer (from, to) of a levied kind with what the community's pools take
+    from it in the same transaction: the levy of the rule in force, and where the
+    community chose overflow, what would take the payee above their maximum.
+    Anything else as it is: balanced postings are the integrator's own."""
     if not isinstance(body, TransferIn) or ledger_request_.kind not in LEVIED_KINDS:
         return ledger_request_
-    rules = await request.app[POOLS].levy_rules(ledger_request_.community_id)
-    rule = rule_for(rules, body.unit, body.category) if rules else None
-    return with_levy(ledger_request_, rule) if rule is not None else ledger_request_
+    policies = await request.app[POOLS].policies(ledger_request_.community_id)
+    rule = rule_for(policies.levies, body.unit, body.category) if policies.levies else None
+    levied = with_levy(ledger_request_, rule) if rule is not None else ledger_request_
+    overflow = policies.overflow_account(body.unit) if policies.overflows else None
+    if overflow is None:
+        return levied
+    payee = await request.app[LEDGER].account(body.to)
+    if payee.community_id != ledger_request_.community_id:
+        return levied
+    room = payee.max_balance - payee.balance - payee.pending_credits
+    return with_overflow(levied, payee_room=room, overflow_account=overflow)
 
 
 async def refuse_backed_accounts(

@@ -443,7 +443,7 @@ def _check_intent_signature(
     except intents.SignatureError as error:
         raise ReplayError(index, f"a malformed intent: {error.message}") from None
     # A levied transfer: the payer's and payee's legs, then the levy's credit.
-    levied = _levy_fits(state, postings, said.amount)
+    levied = _levy_fits(state, postings, said.amount, pending=entry["state"] == "pending")
     core = postings[:2] if levied else postings
     payer = next((account for account, amount in core if amount < 0), None)
     payee = next((account for account, amount in core if amount > 0), None)
@@ -466,20 +466,26 @@ def _check_intent_signature(
         state.pending_intents[entry["id"]] = signed
 
 
-def _levy_fits(state: Replay, postings: list[tuple[str, int]], amount: object) -> bool:
-    """Whether three legs are a transfer of `amount` and a levy a rule in force
-    takes on it: the payer pays the amount and their share, the payee gets the
-    amount less theirs, the rule's account gets the levy."""
+def _levy_fits(
+    state: Replay, postings: list[tuple[str, int]], amount: object, *, pending: bool
+) -> bool:
+    """Whether three legs are a transfer of `amount` with what the community's
+    pools take from it: the payer pays the amount and their share of a levy, the
+    payee gets the amount less theirs, and the third account gets the levy a rule
+    in force gives, or, where an overflow to it is in force, also what would have
+    taken the payee above their maximum (the payee then ends at it)."""
     if len(postings) != 3 or isinstance(amount, bool) or not isinstance(amount, int):
         return False
-    (_, payer_leg), (_, payee_leg), (levy_account, levy) = postings
-    payer_share, payee_share = -payer_leg - amount, amount - payee_leg
-    return (
-        payer_share >= 0
-        and payee_share >= 0
-        and payer_share + payee_share == levy
-        and levy in state.pools.levies_possible(levy_account, amount)
-    )
+    (_, payer_leg), (payee, payee_leg), (third_account, third) = postings
+    payer_share, payee_cut = -payer_leg - amount, amount - payee_leg
+    if payer_share < 0 or payee_cut < 0 or payer_share + payee_cut != third:
+        return False
+    if third in state.pools.levies_possible(third_account, amount):
+        return True
+    if third_account not in state.pools.overflows.values():
+        return False
+    account = state.accounts.get(payee)
+    return pending or (account is not None and account.balance + payee_leg == account.max_balance)
 
 
 def _check_ack_signature(

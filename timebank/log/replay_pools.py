@@ -22,6 +22,7 @@ ENTRY_TYPES = frozenset(
         "currency_reserve",
         "reserve",
         "limit_defaults",
+        "overflow",
     }
 )
 REQUEST_STATES = frozenset({"paid", "declined", "withdrawn"})
@@ -82,6 +83,8 @@ class PoolsReplay:
     schedules: dict[str, dict[str, Any]] = field(default_factory=dict)
     # (unit, kind of owner) -> (min, max) for accounts opened from then on.
     limit_defaults: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+    # Unit id -> the pool account that takes payments above a payee's maximum.
+    overflows: dict[str, str] = field(default_factory=dict)
     # Euro-backed currencies by unit id.
     reserves: dict[str, ReserveState] = field(default_factory=dict)
 
@@ -119,6 +122,11 @@ class PoolsReplay:
                 raise PoolEntryError("a currency's issuance account changed")
         elif kind == "reserve":
             self._reserve(entry, transactions, accounts)
+        elif kind == "overflow":
+            if entry["account"] is None:
+                self.overflows.pop(entry["unit"], None)
+            else:
+                self.overflows[entry["unit"]] = entry["account"]
         elif kind == "limit_defaults":
             self.limit_defaults[(entry["unit"], entry["kind"])] = (
                 int(entry["min_balance"]),

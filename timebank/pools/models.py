@@ -236,3 +236,33 @@ def with_levy(request: TransactionRequest, rule: LevyRule) -> TransactionRequest
     )
     assert sum(posting.amount for posting in postings) == 0
     return replace(request, postings=postings, client_postings=request.postings)
+
+
+def with_overflow(
+    request: TransactionRequest, *, payee_room: int, overflow_account: uuid.UUID
+) -> TransactionRequest:
+    """A transfer whose payee can take only `payee_room` more (their maximum less
+    their balance and pending credits): what is above goes to the overflow
+    account (a pool's) in the same transaction, instead of the payment being
+    refused. With no room at all, the transfer is left for the ledger to refuse:
+    the payee must receive something of a payment made to them."""
+    payer, payee, *rest = request.postings
+    assert payer.amount < 0 < payee.amount
+    excess = payee.amount - max(payee_room, 0)
+    if excess <= 0 or payee_room <= 0 or overflow_account in (payer.account_id, payee.account_id):
+        return request
+    merged = False
+    legs = [payer, Posting(payee.account_id, payee.amount - excess)]
+    for leg in rest:
+        if leg.account_id == overflow_account:
+            legs.append(Posting(leg.account_id, leg.amount + excess))
+            merged = True
+        else:
+            legs.append(leg)
+    if not merged:
+        legs.append(Posting(overflow_account, excess))
+    assert sum(leg.amount for leg in legs) == 0
+    client_postings = (
+        request.client_postings if request.client_postings is not None else request.postings
+    )
+    return replace(request, postings=tuple(legs), client_postings=client_postings)

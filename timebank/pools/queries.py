@@ -198,3 +198,17 @@ SELECT pu.community_id, pu.unit_id, $4, pu.pool_id, pu.account_id, $5, $6, $7
  WHERE pu.community_id = $1 AND pu.pool_id = $2 AND pu.unit_id = $3
 RETURNING id
 """
+
+SELECT_OVERFLOWS = """
+SELECT u.code AS unit_code, o.account_id
+  FROM unit_overflow o JOIN units u ON u.community_id = o.community_id AND u.id = o.unit_id
+ WHERE o.community_id = $1
+"""
+UPSERT_OVERFLOW = """
+INSERT INTO unit_overflow (community_id, unit_id, pool_id, account_id)
+SELECT pu.community_id, pu.unit_id, pu.pool_id, pu.account_id FROM pool_units pu
+ WHERE pu.community_id = $1 AND pu.unit_id = $2 AND pu.pool_id = $3
+ON CONFLICT (community_id, unit_id) DO UPDATE
+   SET pool_id = EXCLUDED.pool_id, account_id = EXCLUDED.account_id, updated_at = now()
+"""
+DELETE_OVERFLOW = "DELETE FROM unit_overflow WHERE community_id = $1 AND unit_id = $2"

@@ -90,6 +90,18 @@ class HelpRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class PoolPolicies:
+    """What a community's pools take from its transfers: levies, and overflows
+    (unit code, the pool account that takes what is above a payee's maximum)."""
+
+    levies: tuple[LevyRule, ...]
+    overflows: tuple[tuple[str, uuid.UUID], ...]
+
+    def overflow_account(self, unit_code: str) -> uuid.UUID | None:
+        return next((account for code, account in self.overflows if code == unit_code), None)
+
+
+@dataclass(frozen=True, slots=True)
 class Counterparty:
     party_id: uuid.UUID
     name: str
@@ -106,7 +118,7 @@ class PoolStore:
         self._pool = pool
         self._ledger = ledger
         self._levy_cache_ttl_s = levy_cache_ttl_s
-        self._levy_cache: dict[uuid.UUID, tuple[float, tuple[LevyRule, ...]]] = {}
+        self._levy_cache: dict[uuid.UUID, tuple[float, PoolPolicies]] = {}
 
     async def _in_transaction(self, work: Callable[[DatabaseConnection], Awaitable[T]]) -> T:
         return await in_transaction(self._pool, work)
@@ -590,17 +602,52 @@ class PoolStore:
     async def levy_rules(
         self, community_id: uuid.UUID, *, fresh: bool = False
     ) -> tuple[LevyRule, ...]:
-        """The rules in force, from a cache younger than its TTL unless `fresh`."""
+        """The levies in force (see policies)."""
+        return (await self.policies(community_id, fresh=fresh)).levies
+
+    async def policies(self, community_id: uuid.UUID, *, fresh: bool = False) -> PoolPolicies:
+        """The levies and overflows in force, from a cache younger than its TTL
+        unless `fresh`: they are read on every transfer."""
         now = time.monotonic()
         cached = self._levy_cache.get(community_id)
         if not fresh and cached is not None and now - cached[0] < self._levy_cache_ttl_s:
             return cached[1]
-        rows = await run_translated(
-            lambda: self._pool.fetch(queries.SELECT_LEVY_RULES, community_id)
-        )
-        rules = tuple(_levy_rule(row) for row in rows)
-        self._levy_cache[community_id] = (now, rules)
-        return rules
+
+        async def read() -> PoolPolicies:
+            levies = await self._pool.fetch(queries.SELECT_LEVY_RULES, community_id)
+            overflows = await self._pool.fetch(queries.SELECT_OVERFLOWS, community_id)
+            return PoolPolicies(
+                levies=tuple(_levy_rule(row) for row in levies),
+                overflows=tuple((row["unit_code"], row["account_id"]) for row in overflows),
+            )
+
+        policies = await run_translated(read)
+        self._levy_cache[community_id] = (now, policies)
+        return policies
+
+    async def set_overflow(
+        self, community_id: uuid.UUID, *, unit_code: str, pool_id: uuid.UUID | None
+    ) -> PoolPolicies:
+        """Payments above a payee's maximum overflow to the pool (None: refused
+        again, as by default); logged."""
+        if pool_id is not None:
+            (await self.pool(community_id, pool_id)).unit(unit_code)
+
+        async def write(connection: DatabaseConnection) -> None:
+            unit_ids = _pairs(
+                await connection.fetch(queries.SELECT_UNITS_BY_CODE, community_id, [unit_code])
+            )
+            if unit_code not in unit_ids:
+                raise UnknownUnit(unit=unit_code)
+            if pool_id is None:
+                await connection.execute(queries.DELETE_OVERFLOW, community_id, unit_ids[unit_code])
+            else:
+                await connection.execute(
+                    queries.UPSERT_OVERFLOW, community_id, unit_ids[unit_code], pool_id
+                )
+
+        await self._in_transaction(write)
+        return await self.policies(community_id, fresh=True)
 
     async def set_levy(
         self,
@@ -637,7 +684,7 @@ class PoolStore:
                 )
 
         await self._in_transaction(write)
-        return await self.levy_rules(community_id, fresh=True)
+        return await self.levy_rules(community_id, fresh=True)  # refreshes the cache
 
     async def counterparties(
         self, community_id: uuid.UUID, account_id: uuid.UUID, transaction_ids: Sequence[uuid.UUID]
