@@ -401,3 +401,50 @@ async def test_pool_and_policy_events_reach_webhook_subscribers(
     ]
     grant = json.loads(events[1]["payload"])
     assert (grant["amount"], grant["unit"], grant["request"]) == (30, HOURS, asked["id"])
+
+
+async def test_credit_grows_with_hours_given_up_to_its_bound(
+    api: ApiClient, scene: PoolScene
+) -> None:
+    """Half of the minutes earned by exchanges is added to a member's credit (the
+    minimum goes down), never past the bound, never taken back; logged."""
+    world = scene.world
+    bob_hours = str(world.bob.accounts[HOURS])
+    await schedule(
+        api,
+        world,
+        kind="credit_growth",
+        unit=HOURS,
+        period="day",
+        starts_on=today().isoformat(),
+        rate_bps=5_000,
+        threshold=-1_000,
+    )
+    policies = api.app[POLICIES]
+    community_id = await community_of(api, world)
+
+    async def pay_bob(payer: Any, minutes: int) -> None:
+        body = {
+            "id": str(uuid.uuid4()),
+            "community": world.slug,
+            "unit": HOURS,
+            "from": str(payer.accounts[HOURS]),
+            "to": bob_hours,
+            "amount": minutes,
+        }
+        await expect(await api.post("/v1/transactions", json=body, headers=payer.auth), 201)
+
+    async def bob_minimum() -> int:
+        account = await expect(
+            await api.get(f"/v1/accounts/{bob_hours}", headers=world.admin.auth), 200
+        )
+        return int(account["min_balance"])
+
+    await pay_bob(world.alice, 600)
+    (run,) = await policies.run_due(today=today() + timedelta(days=1), community_id=community_id)
+    assert (run.charged_count, run.charged_total) == (1, 300)
+    assert await bob_minimum() == -900
+    await pay_bob(world.treasurer, 500)
+    await policies.run_due(today=today() + timedelta(days=2), community_id=community_id)
+    assert await bob_minimum() == -1_000
+    await log_replays(api, world)

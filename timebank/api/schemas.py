@@ -946,19 +946,28 @@ class LevyList(BaseModel):
 
 
 class ScheduleIn(Request):
-    kind: Literal["demurrage", "hours_expiry", "membership_fee", "recurring_donation"]
+    kind: Literal[
+        "demurrage", "hours_expiry", "membership_fee", "recurring_donation", "credit_growth"
+    ]
     unit: UnitCode
     period: Literal["day", "week", "month", "quarter", "year"]
     starts_on: date = Field(
         description="The first period's first day (a Monday for weeks; the 1st of a month,"
         " quarter or year), UTC."
     )
-    target: uuid.UUID = Field(description="The account credited: a pool's or the association's.")
+    target: uuid.UUID | None = Field(
+        default=None,
+        description="The account credited: a pool's or the association's (none for credit growth).",
+    )
     rate_bps: BasisPoints | None = Field(
-        default=None, description="Demurrage: parts per 10,000 of the balance above threshold."
+        default=None,
+        description="Demurrage: parts per 10,000 of the balance above threshold. Credit growth:"
+        " minutes of credit per 10,000 minutes earned by exchanges.",
     )
     threshold: Annotated[StrictInt, Field(ge=-AMOUNT_MAX, le=AMOUNT_MAX)] | None = Field(
-        default=None, description="Demurrage and expiry: what each balance keeps untouched."
+        default=None,
+        description="Demurrage and expiry: what each balance keeps untouched. Credit growth:"
+        " the lowest minimum it may reach.",
     )
     amount: Amount | None = Field(default=None, description="Fees and donations, per period.")
     payer_kind: Literal["member", "organization"] | None = Field(
@@ -974,7 +983,7 @@ class ScheduleOut(BaseModel):
     unit: str
     period: str
     starts_on: date
-    target: uuid.UUID
+    target: uuid.UUID | None
     rate_bps: int | None
     threshold: int | None
     amount: int | None

@@ -26,9 +26,11 @@ class ScheduleKind(enum.StrEnum):
     MEMBERSHIP_FEE = "membership_fee"
     # A fixed amount from one account, given each period.
     RECURRING_DONATION = "recurring_donation"
+    # Members' credit (how far below zero they may go) grows with hours earned.
+    CREDIT_GROWTH = "credit_growth"
 
 
-TRANSACTION_KINDS = {
+TRANSACTION_KINDS: dict[ScheduleKind, TransactionKind] = {
     ScheduleKind.DEMURRAGE: TransactionKind.DEMURRAGE,
     ScheduleKind.HOURS_EXPIRY: TransactionKind.DEMURRAGE,
     ScheduleKind.MEMBERSHIP_FEE: TransactionKind.FEE,
@@ -45,7 +47,8 @@ class Schedule:
     unit_code: str
     period: Period
     starts_on: date
-    target_account: uuid.UUID
+    # The account credited; None for credit growth, which moves nothing.
+    target_account: uuid.UUID | None
     rate_bps: int | None = None
     threshold: int | None = None
     amount: int | None = None
@@ -64,6 +67,19 @@ def validate_schedule(schedule: Schedule) -> None:
             " first day of a month, quarter or year)",
             field="starts_on",
         )
+    if schedule.kind is ScheduleKind.CREDIT_GROWTH:
+        if schedule.threshold is None or not -AMOUNT_MAX <= schedule.threshold <= 0:
+            raise ValidationError(
+                "threshold is the lowest minimum credit growth may reach (0 or below)",
+                field="threshold",
+            )
+        if schedule.rate_bps is None or not 1 <= schedule.rate_bps <= BASIS_POINTS:
+            raise ValidationError("rate_bps is 1 to 10,000", field="rate_bps")
+        if schedule.target_account is not None or schedule.amount is not None:
+            raise ValidationError("credit growth moves nothing: no target", field="target")
+        return
+    if schedule.target_account is None:
+        raise ValidationError("the account credited is needed", field="target")
     if schedule.kind in EXCESS_KINDS:
         if schedule.threshold is None or abs(schedule.threshold) > AMOUNT_MAX:
             raise ValidationError("a threshold is needed", field="threshold")

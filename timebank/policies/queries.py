@@ -109,3 +109,16 @@ SELECT u.code AS unit_code, d.party_kind, d.min_balance, d.max_balance
  WHERE d.community_id = $1
  ORDER BY u.code, d.party_kind
 """
+
+SELECT_CREDIT_GROWTH = """
+SELECT g.account_id, g.min_balance, a.min_balance AS previous
+  FROM units u
+ CROSS JOIN LATERAL policy_credit_growth(u.community_id, u.id, $3, $4, $5) g
+  JOIN accounts a ON a.community_id = u.community_id AND a.id = g.account_id
+ WHERE u.community_id = $1 AND u.code = $2
+"""
+LOWER_MINIMUMS = """
+UPDATE accounts a SET min_balance = g.min_balance
+  FROM unnest($2::uuid[], $3::bigint[]) AS g(id, min_balance)
+ WHERE a.community_id = $1 AND a.id = g.id AND g.min_balance < a.min_balance
+"""

@@ -274,9 +274,11 @@ class PolicyStore:
             )
             if claimed is None:
                 return None
-            if schedule.kind in EXCESS_KINDS:
+            unpaid = 0
+            if schedule.kind is ScheduleKind.CREDIT_GROWTH:
+                counts = await self._grow_credit(connection, schedule, end)
+            elif schedule.kind in EXCESS_KINDS:
                 counts = await self._charge_excess(connection, schedule, start, end)
-                unpaid = 0
             else:
                 counts, unpaid = await self._charge_fixed(connection, schedule, start, end)
             await connection.execute(
@@ -322,6 +324,29 @@ class PolicyStore:
                 timeout=RUN_STATEMENT_TIMEOUT_S,
             )
         return len(requests), sum(row["charge"] for row in rows)
+
+    async def _grow_credit(
+        self, connection: DatabaseConnection, schedule: Schedule, end: date
+    ) -> tuple[int, int]:
+        """Lowers members' minimums by what they earned (bounded); the accounts'
+        log entries record each new limit. Lowering a minimum breaks nothing."""
+        rows = await connection.fetch(
+            queries.SELECT_CREDIT_GROWTH,
+            schedule.community_id,
+            schedule.unit_code,
+            schedule.rate_bps,
+            schedule.threshold,
+            midnight(end),
+            timeout=RUN_STATEMENT_TIMEOUT_S,
+        )
+        if rows:
+            await connection.execute(
+                queries.LOWER_MINIMUMS,
+                schedule.community_id,
+                [row["account_id"] for row in rows],
+                [row["min_balance"] for row in rows],
+            )
+        return len(rows), sum(row["previous"] - row["min_balance"] for row in rows)
 
     async def _charge_fixed(
         self, connection: DatabaseConnection, schedule: Schedule, start: date, end: date
@@ -395,6 +420,7 @@ class PolicyStore:
     def _charge(
         self, schedule: Schedule, start: date, account_id: uuid.UUID, amount: int, memo: str
     ) -> TransactionRequest:
+        assert schedule.target_account is not None, "a charge credits its target"
         return TransactionRequest(
             id=charge_id(schedule.id, start, account_id),
             community_id=schedule.community_id,
