@@ -19,6 +19,7 @@ from timebank.keys import DATABASE_POOL
 from timebank.ledger.invariants import check_invariants
 from timebank.log.audit import check_logs
 from timebank.policies.invariants import ALL_INVARIANT_QUERIES
+from timebank.signing import intents
 
 
 @dataclass
@@ -530,3 +531,54 @@ async def test_payments_above_the_payees_maximum_overflow_to_the_pool(
         409,
     )
     assert refused["code"] == "limit_exceeded"
+
+
+async def test_managers_sign_their_decisions_where_the_community_requires_it(
+    api: ApiClient, scene: PoolScene
+) -> None:
+    """With signatures required, an unsigned decision is refused; a decision signed
+    by another's key, or saying something else, is refused by name; the signed one
+    is logged with its signature and the replay checks it."""
+    world = scene.world
+    bob_key, carol_key = DeviceKey(), DeviceKey()
+    await register(api, world, world.bob, bob_key)
+    await register(api, world, scene.carol, carol_key)
+    await expect(
+        await api.patch(
+            f"/v1/communities/{world.slug}",
+            json={"signatures": "required"},
+            headers=world.admin.auth,
+        ),
+        200,
+    )
+    origin = await origin_of(api, world)
+    asked = await ask(api, scene, 30)
+    path = f"{scene.path}/requests/{asked['id']}/decisions"
+
+    def signed(key: DeviceKey, decision: str) -> dict[str, Any]:
+        document = intents.make_pool_decision(
+            ledger=origin, request_id=uuid.UUID(asked["id"]), decision=decision, key_id=key.key_id
+        )
+        return {"decision": intents.b64url_encode(document), "signature": key.sign(document)}
+
+    unsigned = await expect(await decide(api, scene, asked["id"], world.bob, "decline"), 422)
+    assert unsigned["code"] == "signature_required"
+    for body, code in (
+        ({"decision": "decline", "signed": signed(carol_key, "decline")}, "key_not_allowed"),
+        ({"decision": "decline", "signed": signed(bob_key, "approve")}, "intent_mismatch"),
+    ):
+        refused = await expect(await api.post(path, json=body, headers=world.bob.auth), 422)
+        assert refused["code"] == code
+    signed_decline = signed(bob_key, "decline")
+    body = {"decision": "decline", "signed": signed_decline}
+    decided = await expect(await api.post(path, json=body, headers=world.bob.auth), 200)
+    assert decided["decisions"] == [{"manager": str(world.bob.party_id), "decision": "decline"}]
+    async with api.app[DATABASE_POOL].acquire() as connection:
+        entry = await connection.fetchval(
+            "SELECT convert_from(entry, 'UTF8') FROM log_entries"
+            " WHERE community_id = (SELECT id FROM communities WHERE slug = $1)"
+            " AND convert_from(entry, 'UTF8') LIKE '%\"pool_decision\"%'",
+            world.slug,
+        )
+    assert f'"signature":"{signed_decline["signature"]}"' in entry
+    await log_replays(api, world)

@@ -48,12 +48,14 @@ from timebank.api.schemas import (
 from timebank.api.transactions import written_out
 from timebank.auth.access import Actor
 from timebank.auth.errors import Forbidden
-from timebank.keys import DIRECTORY, LEDGER, POOLS
+from timebank.keys import DIRECTORY, KEYS, LEDGER, LOG, POOLS
 from timebank.ledger.errors import ValidationError
 from timebank.ledger.models import Community, Outcome, TransactionKind, TransactionRequest
 from timebank.pools.models import Charter, Decision, LevyPayer, LevyRule, RequestState
 from timebank.pools.models import UnitTerms as PoolTerms
 from timebank.pools.store import HelpRequest, Pool, PoolPolicies
+from timebank.signing.errors import SignatureRequired
+from timebank.signing.service import decode, verified_pool_decision
 
 TAG = "Pools"
 P = "/v1/communities/{slug}/pools"
@@ -331,21 +333,54 @@ async def list_requests(request: web.Request) -> web.Response:
     summary="Approve or decline a request (the pool's managers)",
     body=DecisionIn,
     responses={200: HelpRequestOut},
-    errors=(*GRANT_ERRORS, "request_not_open", "decision_conflict"),
+    errors=(
+        *GRANT_ERRORS,
+        "request_not_open",
+        "decision_conflict",
+        "signature_malformed",
+        "signature_invalid",
+        "intent_wrong_ledger",
+        "intent_mismatch",
+        "key_unknown",
+        "key_revoked",
+        "key_not_allowed",
+        "signature_required",
+    ),
 )
 async def decide(request: web.Request) -> web.Response:
     """Each manager decides once (logged). The approval that reaches the charter's
     threshold pays the grant in the same transaction: if the grant cannot be paid
     (a cap, eligibility, the pool's balance), that approval is refused with the
     reason and nothing is recorded. Once approval can no longer be reached, the
-    request is declined."""
+    request is declined. `signed` carries the manager's signed decision
+    (`{"v":1,"type":"pool_decision","ledger":<origin>,"request_id":...,
+    "decision":...,"key_id":...}`, RFC 8785), required when the community requires
+    signatures; it is logged with the decision."""
     community, actor, pool = await _pool_of(request)
+    body = body_of(request, DecisionIn)
+    manager_id = _person(actor)
+    request_id = _request_id(request)
+    signature = None
+    if body.signed is not None:
+        signature = await verified_pool_decision(
+            request.app[KEYS],
+            community_id=community.id,
+            origin=await request.app[LOG].origin(community.id, community.slug),
+            signed=decode(body.signed.decision, "decision"),
+            signature=decode(body.signed.signature, "signature"),
+            request_id=request_id,
+            decision=body.decision,
+            manager_id=manager_id,
+        )
+    elif await request.app[KEYS].policy(community.id) == "required":
+        raise SignatureRequired("this community requires managers to sign their decisions")
     help_request = await request.app[POOLS].decide(
         community.id,
-        _request_id(request),
+        request_id,
         pool_id=pool.id,
-        manager_id=_person(actor),
-        decision=Decision(body_of(request, DecisionIn).decision),
+        manager_id=manager_id,
+        decision=Decision(body.decision),
+        signature=signature,
     )
     return respond(request_out(help_request))
 

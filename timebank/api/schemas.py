@@ -838,8 +838,20 @@ class HelpRequestIn(Request):
     reason: Reason = ""
 
 
+class SignedDecision(Request):
+    """A pool manager's decision: its exact RFC 8785 bytes and the signature."""
+
+    decision: Base64Url
+    signature: Base64Url
+
+
 class DecisionIn(Request):
     decision: Literal["approve", "decline"]
+    signed: SignedDecision | None = Field(
+        default=None,
+        description="The manager's signed decision (required when the community's policy"
+        " requires signatures).",
+    )
 
 
 class DecisionOut(BaseModel):

@@ -250,7 +250,9 @@ class Precomputed:
         with the key `keys` has under its key id (the first registered)."""
         kind = entry.get("type")
         signatures = entry.get("signatures")
-        if kind not in ("transaction", "resolution") or not isinstance(signatures, list):
+        if kind == "pool_decision" and isinstance(entry.get("signature"), dict):
+            signatures = [entry["signature"]]
+        elif kind not in ("transaction", "resolution") or not isinstance(signatures, list):
             return
         for signature in signatures:
             if isinstance(signature, dict):
@@ -345,6 +347,8 @@ def apply_entry(state: Replay, entry: dict[str, Any], ahead: Precomputed | None 
         elif kind == "policy":
             state.signatures_policy = entry["signatures"]
         elif kind in POOL_ENTRY_TYPES:
+            if kind == "pool_decision" and entry.get("signature") is not None:
+                _check_decision_signature(state, index, entry, ahead)
             state.pools.apply(entry, state.transactions, state.accounts)
         else:
             raise ReplayError(index, f"unknown entry type {kind!r}")
@@ -519,6 +523,26 @@ def _check_ack_signature(
         )
     payee = next(account for account, amount in postings if amount > 0)
     _require_signer(state, index, key, state.accounts[payee].owner)
+    _require_verified(index, key, signed, raw_signature, ahead)
+
+
+def _check_decision_signature(
+    state: Replay, index: int, entry: dict[str, Any], ahead: Precomputed
+) -> None:
+    """A manager's signed decision names this log, this request and this decision,
+    and was signed by a key of the manager's live here."""
+    key, signed, raw_signature, purpose = _signed_with(state, index, entry["signature"], ahead)
+    if purpose != "decision":
+        raise ReplayError(index, f"a decision carries a {purpose!r} signature")
+    try:
+        said = intents.parse_pool_decision(signed)
+    except intents.SignatureError as error:
+        raise ReplayError(index, f"a malformed decision: {error.message}") from None
+    expected = (state.origin or said.ledger, entry["request"], entry["decision"])
+    if (said.ledger, str(said.request_id), said.decision) != expected:
+        raise ReplayError(index, "the signed decision does not match the logged one")
+    if key.party != entry["manager"]:
+        raise ReplayError(index, f"the key of {key.party} signed for manager {entry['manager']}")
     _require_verified(index, key, signed, raw_signature, ahead)
 
 

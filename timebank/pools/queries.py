@@ -151,8 +151,9 @@ SELECT {REQUEST_COLUMNS}
  LIMIT $7
 """
 INSERT_DECISION = """
-INSERT INTO pool_decisions (community_id, request_id, manager_id, decision)
-VALUES ($1, $2, $3, $4)
+INSERT INTO pool_decisions (community_id, request_id, manager_id, decision, signed, signature,
+                            key_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
 ON CONFLICT (community_id, request_id, manager_id) DO NOTHING
 RETURNING decision
 """

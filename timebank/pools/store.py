@@ -22,7 +22,7 @@ from timebank.ledger.models import (
     TransactionKind,
     TransactionRequest,
 )
-from timebank.ledger.store import LedgerStore, in_transaction, run_translated
+from timebank.ledger.store import LedgerStore, StoredSignature, in_transaction, run_translated
 from timebank.pools import queries
 from timebank.pools.errors import (
     CharterInvalid,
@@ -383,8 +383,10 @@ class PoolStore:
         pool_id: uuid.UUID,
         manager_id: uuid.UUID,
         decision: Decision,
+        signature: StoredSignature | None = None,
     ) -> HelpRequest:
-        """Records a manager's decision; the one that reaches the threshold pays the
+        """Records a manager's decision (with their signature, when given); the one
+        that reaches the threshold pays the
         grant (caps and eligibility judged now) in the same transaction, or fails
         with the reason and records nothing. Deciding the same again answers the
         request as it stands."""
@@ -408,7 +410,14 @@ class PoolStore:
             if not is_manager:
                 raise Forbidden("only the pool's managers decide on its requests")
             await connection.execute(
-                queries.INSERT_DECISION, community_id, request_id, manager_id, decision.value
+                queries.INSERT_DECISION,
+                community_id,
+                request_id,
+                manager_id,
+                decision.value,
+                signature.signed if signature else None,
+                signature.signature if signature else None,
+                signature.key_id if signature else None,
             )
             await self._settle(connection, community_id, current, decision)
 

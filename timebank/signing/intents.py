@@ -62,6 +62,9 @@ TRANSFER_INTENT_FIELDS = frozenset(
     }
 )
 ACK_FIELDS = frozenset({"v", "type", "ledger", "tx_id", "tx_hash", "decision", "key_id"})
+POOL_DECISION_TYPE = "pool_decision"
+POOL_DECISION_FIELDS = frozenset({"v", "type", "ledger", "request_id", "decision", "key_id"})
+POOL_DECISIONS = frozenset({"approve", "decline"})
 
 # Signed documents are a few hundred bytes; the bounds keep a stranger's input cheap to refuse.
 CANONICAL_SIZE_MAX_BYTES = 4096
@@ -648,3 +651,58 @@ def _read_decision(fields: dict[str, Any]) -> AckDecision:
         return AckDecision(decision)
     except ValueError as error:
         raise SignatureMalformed("decision must be 'accept' or 'decline'") from error
+
+
+# --- pool managers' decisions -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PoolDecision:
+    """What a pool manager's device signed about a request for help."""
+
+    ledger: str
+    request_id: uuid.UUID
+    decision: str  # "approve" or "decline"
+    key_id: str
+
+
+def parse_pool_decision(data: bytes) -> PoolDecision:
+    """The decision `data` spells canonically; else `SignatureMalformed`."""
+    fields = parse_canonical(data)
+    _require_header(fields, POOL_DECISION_FIELDS, POOL_DECISION_TYPE)
+    decision = _read_string(fields, "decision")
+    if decision not in POOL_DECISIONS:
+        raise SignatureMalformed("decision must be 'approve' or 'decline'")
+    return PoolDecision(
+        ledger=_read_ledger(fields),
+        request_id=_read_uuid(fields, "request_id"),
+        decision=decision,
+        key_id=_read_key_id(fields),
+    )
+
+
+def make_pool_decision(*, ledger: str, request_id: uuid.UUID, decision: str, key_id: str) -> bytes:
+    """The canonical bytes a manager's device signs; `SignatureMalformed` if unparseable."""
+    fields = {
+        "v": INTENT_VERSION,
+        "type": POOL_DECISION_TYPE,
+        "ledger": ledger,
+        "request_id": str(request_id),
+        "decision": decision,
+        "key_id": key_id,
+    }
+    data = _canonical_bytes(fields)
+    parse_pool_decision(data)
+    return data
+
+
+def check_pool_decision(
+    signed: PoolDecision, *, ledger: str, request_id: uuid.UUID, decision: str
+) -> None:
+    """Require the decision to name this ledger, this request and this decision."""
+    if signed.ledger != ledger:
+        raise IntentWrongLedger("the decision was signed for another ledger")
+    if signed.request_id != request_id:
+        raise IntentMismatch("request_id")
+    if signed.decision != decision:
+        raise IntentMismatch("decision")

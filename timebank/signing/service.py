@@ -120,3 +120,26 @@ async def verified_ack(
     key = await live_key(keys, community_id, ack.key_id, signers)
     verified(key, signed, signature)
     return StoredSignature("ack", signed, signature, key.key_id)
+
+
+async def verified_pool_decision(
+    keys: KeyStore,
+    *,
+    community_id: uuid.UUID,
+    origin: str,
+    signed: bytes,
+    signature: bytes,
+    request_id: uuid.UUID,
+    decision: str,
+    manager_id: uuid.UUID,
+) -> StoredSignature:
+    """A pool manager's signed decision on a request, by a key of theirs live now."""
+    document = refused(lambda: intents.parse_pool_decision(signed))
+    refused(
+        lambda: intents.check_pool_decision(
+            document, ledger=origin, request_id=request_id, decision=decision
+        )
+    )
+    key = await live_key(keys, community_id, document.key_id, {manager_id})
+    verified(key, signed, signature)
+    return StoredSignature("decision", signed, signature, key.key_id)
