@@ -17,10 +17,12 @@ from timebank.database import DatabaseError
 from timebank.demo import create_demo_community
 from timebank.errors import TimebankError
 from timebank.ledger.invariants import check_invariants
+from timebank.ledger.store import LedgerStore
 from timebank.log.audit import BundleError, check_logs, export_bundle, verify_bundle
 from timebank.logging import configure_logging
 from timebank.migrations import MigrationError, migrated_database
 from timebank.policies.invariants import ALL_INVARIANT_QUERIES
+from timebank.policies.store import PolicyStore
 from timebank.settings import Settings
 
 EXIT_OK = 0
@@ -68,6 +70,13 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help="a checkpoint (signed note) kept from before: the log must extend it",
     )
+    policies = commands.add_parser(
+        "policies", help="periodic policies (demurrage, expiry, fees, donations, credit)"
+    ).add_subparsers(dest="policies_command", required=True, metavar="POLICIES_COMMAND")
+    run = policies.add_parser(
+        "run", help="run every ended period not yet run, once (the service does it by itself)"
+    )
+    run.add_argument("--community", help="only this community's (slug)")
     return parser
 
 
@@ -107,6 +116,20 @@ async def _export(settings: Settings, slug: str, output: Path | None) -> int:
             with output.open("w", encoding="utf-8") as file:
                 size = await export_bundle(connection, slug, file)
     print(f"exported {size} log entries of {slug}", file=sys.stderr)
+    return EXIT_OK
+
+
+async def _run_policies(settings: Settings, slug: str | None) -> int:
+    async with migrated_database(settings) as (pool, _):
+        ledger = LedgerStore(pool, settings)
+        community_id = (await ledger.community_by_slug(slug)).id if slug else None
+        runs = await PolicyStore(pool, ledger).run_due(community_id=community_id)
+    for run in runs:
+        print(
+            f"{run.schedule_id} {run.period_start}..{run.period_end}: {run.charged_count} charged,"
+            f" {run.charged_total} in all, {run.unpaid_count} unpaid"
+        )
+    print(f"{len(runs)} period(s) run")
     return EXIT_OK
 
 
@@ -163,6 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _verify(arguments.bundle, arguments.earlier, arguments.jobs)
         if arguments.command == "audit":
             return asyncio.run(_export(settings, arguments.community, arguments.output))
+        if arguments.command == "policies":
+            return asyncio.run(_run_policies(settings, arguments.community))
         if arguments.command == "admin":
             return asyncio.run(
                 _create_operator(settings, arguments.email, arguments.password, arguments.name)

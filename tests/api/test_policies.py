@@ -448,3 +448,36 @@ async def test_credit_grows_with_hours_given_up_to_its_bound(
     await policies.run_due(today=today() + timedelta(days=2), community_id=community_id)
     assert await bob_minimum() == -1_000
     await log_replays(api, world)
+
+
+async def test_each_member_is_welcomed_once_from_the_pool(api: ApiClient, scene: PoolScene) -> None:
+    """A welcome grant pays every member once; a newcomer at the next run; when
+    the pool cannot pay, the grant waits and is paid once it can."""
+    world = scene.world
+    await donate(api, scene, world.alice, 60)
+    await schedule(
+        api,
+        world,
+        kind="welcome_grant",
+        unit=HOURS,
+        period="day",
+        starts_on=today().isoformat(),
+        amount=10,
+        source=scene.pool_account,
+    )
+    policies = api.app[POLICIES]
+    community_id = await community_of(api, world)
+    (first,) = await policies.run_due(today=today() + timedelta(days=1), community_id=community_id)
+    # Admin, treasurer, Alice, Bob, Carol and Dave.
+    assert (first.charged_count, first.charged_total) == (6, 60)
+    assert await balance(api, world, scene.pool_account) == 0
+    newcomer = await add_member(api, world.slug, world.admin, "Newcomer", "member")
+    (second,) = await policies.run_due(today=today() + timedelta(days=2), community_id=community_id)
+    assert (second.charged_count, second.unpaid_count) == (0, 1)
+    await donate(api, scene, world.alice, 15)
+    (third,) = await policies.run_due(today=today() + timedelta(days=3), community_id=community_id)
+    assert (third.charged_count, third.unpaid_count) == (0, 0)
+    assert await balance(api, world, str(newcomer.accounts[HOURS])) == 10
+    assert await balance(api, world, str(scene.dave.accounts[HOURS])) == 10
+    assert await balance(api, world, scene.pool_account) == 5
+    await log_replays(api, world)

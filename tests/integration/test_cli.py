@@ -322,3 +322,17 @@ async def test_audit_export_verify_and_check_catch_a_rewrite(
     code, out, _ = await run_cli("audit", "verify", str(bundle), database_url="unused")
     assert code == 1
     assert out.startswith("verification failed: entry ")
+
+
+async def test_policies_run_runs_due_periods_and_names_an_unknown_community(
+    create_database: Callable[[], Awaitable[str]],
+) -> None:
+    """`timebank policies run` runs what is due (nothing in a new database) and an
+    unknown community is a one-line error, exit 1."""
+    uri = await create_database()
+    code, out, _ = await run_cli("policies", "run", database_url=uri)
+    assert (code, out.strip()) == (0, "0 period(s) run")
+    code, _, err = await run_cli("policies", "run", "--community", "nowhere", database_url=uri)
+    assert code == 1
+    assert err.strip().startswith("timebank: error:")
+    assert len(err.strip().splitlines()) == 1

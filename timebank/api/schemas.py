@@ -959,7 +959,12 @@ class LevyList(BaseModel):
 
 class ScheduleIn(Request):
     kind: Literal[
-        "demurrage", "hours_expiry", "membership_fee", "recurring_donation", "credit_growth"
+        "demurrage",
+        "hours_expiry",
+        "membership_fee",
+        "recurring_donation",
+        "credit_growth",
+        "welcome_grant",
     ]
     unit: UnitCode
     period: Literal["day", "week", "month", "quarter", "year"]
@@ -985,7 +990,10 @@ class ScheduleIn(Request):
     payer_kind: Literal["member", "organization"] | None = Field(
         default=None, description="Fees: who pays them."
     )
-    source: uuid.UUID | None = Field(default=None, description="Donations: the donor's account.")
+    source: uuid.UUID | None = Field(
+        default=None,
+        description="Donations: the donor's account. Welcome grants: the pool's account.",
+    )
     grace_days: Annotated[StrictInt, Field(ge=0, le=366)] = 0
 
 

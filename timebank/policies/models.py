@@ -28,6 +28,8 @@ class ScheduleKind(enum.StrEnum):
     RECURRING_DONATION = "recurring_donation"
     # Members' credit (how far below zero they may go) grows with hours earned.
     CREDIT_GROWTH = "credit_growth"
+    # A fixed amount from a pool to each member, once, when they have joined.
+    WELCOME_GRANT = "welcome_grant"
 
 
 TRANSACTION_KINDS: dict[ScheduleKind, TransactionKind] = {
@@ -35,6 +37,7 @@ TRANSACTION_KINDS: dict[ScheduleKind, TransactionKind] = {
     ScheduleKind.HOURS_EXPIRY: TransactionKind.DEMURRAGE,
     ScheduleKind.MEMBERSHIP_FEE: TransactionKind.FEE,
     ScheduleKind.RECURRING_DONATION: TransactionKind.DONATION,
+    ScheduleKind.WELCOME_GRANT: TransactionKind.GRANT,
 }
 EXCESS_KINDS = frozenset({ScheduleKind.DEMURRAGE, ScheduleKind.HOURS_EXPIRY})
 
@@ -77,6 +80,15 @@ def validate_schedule(schedule: Schedule) -> None:
             raise ValidationError("rate_bps is 1 to 10,000", field="rate_bps")
         if schedule.target_account is not None or schedule.amount is not None:
             raise ValidationError("credit growth moves nothing: no target", field="target")
+        return
+    if schedule.kind is ScheduleKind.WELCOME_GRANT:
+        if schedule.amount is None or not 1 <= schedule.amount <= AMOUNT_MAX:
+            raise ValidationError(f"amount is 1 to {AMOUNT_MAX}", field="amount")
+        if schedule.source_account is None or schedule.target_account is not None:
+            raise ValidationError(
+                "a welcome grant comes from a source (a pool's account) to each member",
+                field="source",
+            )
         return
     if schedule.target_account is None:
         raise ValidationError("the account credited is needed", field="target")

@@ -122,3 +122,17 @@ UPDATE accounts a SET min_balance = g.min_balance
   FROM unnest($2::uuid[], $3::bigint[]) AS g(id, min_balance)
  WHERE a.community_id = $1 AND a.id = g.id AND g.min_balance < a.min_balance
 """
+
+# Members' main accounts of the unit this welcome-grant schedule has not yet paid
+# (nor tried: an unpaid one is retried as such).
+SELECT_UNWELCOMED = """
+SELECT a.id FROM accounts a
+  JOIN units u ON u.community_id = a.community_id AND u.id = a.unit_id
+  JOIN parties p ON p.community_id = a.community_id AND p.id = a.owner_id
+ WHERE a.community_id = $1 AND u.code = $2 AND p.kind = 'member' AND a.purpose = 'main'
+   AND a.status = 'active' AND a.id <> $4
+   AND NOT EXISTS (SELECT 1 FROM policy_charges c
+                    WHERE c.community_id = a.community_id AND c.schedule_id = $3
+                      AND c.account_id = a.id)
+ ORDER BY a.id
+"""

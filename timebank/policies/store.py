@@ -351,29 +351,21 @@ class PolicyStore:
     async def _charge_fixed(
         self, connection: DatabaseConnection, schedule: Schedule, start: date, end: date
     ) -> tuple[tuple[int, int], int]:
-        """Fees and donations: each account pays on its own; what cannot be paid is
-        recorded unpaid and tried again (same transaction id) by later runs."""
+        """Fees, donations and welcome grants: each account pays (or, for a welcome
+        grant, is paid) on its own; what cannot be paid is recorded unpaid and tried
+        again (same transaction id) by later runs."""
         assert schedule.amount is not None
-        if schedule.kind is ScheduleKind.MEMBERSHIP_FEE:
-            rows = await connection.fetch(
-                queries.SELECT_FEE_PAYERS,
-                schedule.community_id,
-                schedule.unit_code,
-                schedule.payer_kind,
-                schedule.target_account,
-            )
-            payers = [row["id"] for row in rows]
-        else:
-            assert schedule.source_account is not None
-            payers = [schedule.source_account]
+        accounts = await self._fixed_accounts(connection, schedule)
         due_on = end + timedelta(days=schedule.grace_days)
         memo = _memo(schedule, start)
         fresh = [
-            (start, self._charge(schedule, start, payer, schedule.amount, memo)) for payer in payers
+            (start, account, self._charge(schedule, start, account, schedule.amount, memo))
+            for account in accounts
         ]
         earlier = [
             (
                 row["period_start"],
+                row["account_id"],
                 self._charge(
                     schedule,
                     row["period_start"],
@@ -389,43 +381,76 @@ class PolicyStore:
         paid_count, paid_total, unpaid = 0, 0, 0
         for offset in range(0, len(earlier) + len(fresh), BATCH_SIZE_MAX):
             chunk = (earlier + fresh)[offset : offset + BATCH_SIZE_MAX]
-            validate_batch([request for _, request in chunk], expiry_max_s=1)
+            validate_batch([request for _, _, request in chunk], expiry_max_s=1)
             results = await connection.fetch(
                 ledger_queries.POST_EACH,
-                *self._ledger.batch_arguments([request for _, request in chunk]),
+                *self._ledger.batch_arguments([request for _, _, request in chunk]),
             )
             outcomes = {row["tx_index"]: row for row in results}
-            for index, (period_start, request) in enumerate(chunk, start=1):
+            for index, (period_start, account, request) in enumerate(chunk, start=1):
                 row = outcomes[index]
                 paid = row["outcome"] in ("created", "exists")
-                problem = None if paid else row["outcome"]
+                amount = request.postings[1].amount
                 await connection.execute(
                     queries.UPSERT_CHARGE,
                     schedule.community_id,
                     schedule.id,
                     period_start,
-                    request.postings[0].account_id,
-                    -request.postings[0].amount,
+                    account,
+                    amount,
                     request.id,
                     "paid" if paid else "unpaid",
-                    problem,
+                    None if paid else row["outcome"],
                     due_on if period_start == start else None,
                 )
                 if paid and period_start == start:
                     paid_count += 1
-                    paid_total += -request.postings[0].amount
+                    paid_total += amount
                 unpaid += 0 if paid else 1
         return (paid_count, paid_total), unpaid
+
+    async def _fixed_accounts(
+        self, connection: DatabaseConnection, schedule: Schedule
+    ) -> list[uuid.UUID]:
+        """Who this period's fixed amounts concern: each fee payer, the donor, or
+        each member not yet welcomed."""
+        if schedule.kind is ScheduleKind.MEMBERSHIP_FEE:
+            rows = await connection.fetch(
+                queries.SELECT_FEE_PAYERS,
+                schedule.community_id,
+                schedule.unit_code,
+                schedule.payer_kind,
+                schedule.target_account,
+            )
+            return [row["id"] for row in rows]
+        if schedule.kind is ScheduleKind.WELCOME_GRANT:
+            rows = await connection.fetch(
+                queries.SELECT_UNWELCOMED,
+                schedule.community_id,
+                schedule.unit_code,
+                schedule.id,
+                schedule.source_account,
+            )
+            return [row["id"] for row in rows]
+        assert schedule.source_account is not None
+        return [schedule.source_account]
 
     def _charge(
         self, schedule: Schedule, start: date, account_id: uuid.UUID, amount: int, memo: str
     ) -> TransactionRequest:
-        assert schedule.target_account is not None, "a charge credits its target"
+        """The transaction of one account's fixed amount or share: from the account
+        to the target, or, for a welcome grant, from the source to the account."""
+        if schedule.kind is ScheduleKind.WELCOME_GRANT:
+            assert schedule.source_account is not None
+            postings = (Posting(schedule.source_account, -amount), Posting(account_id, amount))
+        else:
+            assert schedule.target_account is not None, "a charge credits its target"
+            postings = (Posting(account_id, -amount), Posting(schedule.target_account, amount))
         return TransactionRequest(
             id=charge_id(schedule.id, start, account_id),
             community_id=schedule.community_id,
             kind=TRANSACTION_KINDS[schedule.kind],
-            postings=(Posting(account_id, -amount), Posting(schedule.target_account, amount)),
+            postings=postings,
             memo=memo,
             unit_code=schedule.unit_code,
         )
