@@ -4,6 +4,7 @@ with a named error (writing nothing), and keeps and logs what was signed."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -338,3 +339,58 @@ async def test_a_forged_logged_signature_is_caught_by_check(api: ApiClient, worl
         ]
     assert len(problems) == 1
     assert str(problems[0]).endswith("a signature does not verify")
+
+
+async def test_signed_transfers_posted_together_keep_only_the_signatures_of_what_they_wrote(
+    api: ApiClient, world: World
+) -> None:
+    """Signed transfers arriving at once share database calls: each gets its own
+    answer; one refused by its limit keeps no signature; one found written before
+    (unsigned) stays as it was; every written one is logged with its signature."""
+    alice_key, bob_key = DeviceKey(), DeviceKey()
+    await register(api, world, world.alice, alice_key)
+    await register(api, world, world.bob, bob_key)
+    origin = await origin_of(api, world)
+    earlier = transfer(world, world.alice, world.bob, 5)
+    await expect(await api.post("/v1/transactions", json=earlier, headers=world.alice.auth), 201)
+    again = signed_transfer(
+        world,
+        origin,
+        alice_key,
+        world.alice,
+        world.bob,
+        5,
+        intent_overrides={"tx_id": uuid.UUID(earlier["id"])},
+    )
+    again["id"] = earlier["id"]
+    bodies = [
+        *(signed_transfer(world, origin, alice_key, world.alice, world.bob, 10) for _ in range(8)),
+        *(signed_transfer(world, origin, bob_key, world.bob, world.alice, 7) for _ in range(8)),
+        signed_transfer(world, origin, bob_key, world.bob, world.alice, 100_000),
+        again,
+    ]
+    responses = await asyncio.gather(
+        *(
+            api.post(
+                "/v1/transactions",
+                json=body,
+                headers=(
+                    world.alice if body["from"] == str(world.alice.accounts[HOURS]) else world.bob
+                ).auth,
+            )
+            for body in bodies
+        )
+    )
+    statuses = [response.status for response in responses]
+    assert statuses == [201] * 16 + [409, 200]
+    async with api.app[DATABASE_POOL].acquire() as connection:
+        signed_ids = {
+            str(row["transaction_id"])
+            for row in await connection.fetch(
+                "SELECT transaction_id FROM transaction_signatures"
+                " WHERE community_id = (SELECT id FROM communities WHERE slug = $1)",
+                world.slug,
+            )
+        }
+        assert signed_ids == {body["id"] for body in bodies[:16]}
+        assert not [v for v in await check_logs(connection) if v.rows[0]["community"] == world.slug]

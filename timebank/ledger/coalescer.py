@@ -16,32 +16,43 @@ import asyncio
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, Protocol, TypeVar
 
 from timebank.ledger.errors import LedgerError
-from timebank.ledger.models import TransactionRequest, TransactionResult
-
-PostMany = Callable[
-    [Sequence[TransactionRequest]], Awaitable[list[TransactionResult | LedgerError]]
-]
-Waiting = tuple[TransactionRequest, "asyncio.Future[TransactionResult]"]
+from timebank.ledger.models import TransactionResult
 
 
-class Coalescer:
+class Postable(Protocol):
+    """What the coalescer gathers: a transaction request (or one with its
+    signature), known by its id and community."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+    @property
+    def community_id(self) -> uuid.UUID: ...
+
+
+R = TypeVar("R", bound=Postable)
+PostMany = Callable[[Sequence[R]], Awaitable[list[TransactionResult | LedgerError]]]
+
+
+class Coalescer(Generic[R]):
     """Posts single transactions through at most `in_flight_max` concurrent calls
     of `post_many`, each carrying up to `batch_size_max` transactions of one
     community."""
 
-    def __init__(self, post_many: PostMany, *, batch_size_max: int, in_flight_max: int) -> None:
+    def __init__(self, post_many: PostMany[R], *, batch_size_max: int, in_flight_max: int) -> None:
         assert batch_size_max >= 1
         assert in_flight_max >= 1
         self._post_many = post_many
         self._batch_size_max = batch_size_max
         self._in_flight_max = in_flight_max
         self._in_flight = 0
-        self._waiting: dict[uuid.UUID, deque[Waiting]] = {}
+        self._waiting: dict[uuid.UUID, deque[tuple[R, asyncio.Future[TransactionResult]]]] = {}
         self._calls: set[asyncio.Task[None]] = set()
 
-    async def post(self, request: TransactionRequest) -> TransactionResult:
+    async def post(self, request: R) -> TransactionResult:
         future: asyncio.Future[TransactionResult] = asyncio.get_running_loop().create_future()
         self._waiting.setdefault(request.community_id, deque()).append((request, future))
         self._dispatch()
@@ -62,14 +73,14 @@ class Coalescer:
             self._calls.add(call)
             call.add_done_callback(self._calls.discard)
 
-    def _next_batch(self) -> list[Waiting]:
+    def _next_batch(self) -> list[tuple[R, asyncio.Future[TransactionResult]]]:
         """Up to batch_size_max waiting transactions of the longest-waiting community;
         a second transaction with an id already in the batch waits for the next one."""
         community_id, queue = next(iter(self._waiting.items()))
         del self._waiting[community_id]
-        batch: list[Waiting] = []
+        batch: list[tuple[R, asyncio.Future[TransactionResult]]] = []
         ids: set[uuid.UUID] = set()
-        held_back: deque[Waiting] = deque()
+        held_back: deque[tuple[R, asyncio.Future[TransactionResult]]] = deque()
         while queue and len(batch) < self._batch_size_max:
             request, future = queue.popleft()
             if future.done():  # its caller gave up before it was sent: nothing to write
@@ -84,7 +95,7 @@ class Coalescer:
             self._waiting[community_id] = held_back  # to the back of the line
         return batch
 
-    async def _send(self, batch: list[Waiting]) -> None:
+    async def _send(self, batch: list[tuple[R, asyncio.Future[TransactionResult]]]) -> None:
         try:
             results = await self._post_many([request for request, _ in batch])
         except BaseException as error:

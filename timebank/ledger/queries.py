@@ -6,6 +6,10 @@ POST_ATOMIC = (
     "SELECT * FROM ledger_post_atomic($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
 )
 POST_EACH = "SELECT * FROM ledger_post_each($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+POST_SIGNED_EACH = (
+    "SELECT * FROM ledger_post_signed_each("
+    "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+)
 REVERSE = "SELECT * FROM ledger_reverse($1, $2, $3, $4, $5)"
 CONFIRM = "SELECT * FROM ledger_confirm($1, $2)"
 VOID = "SELECT * FROM ledger_void($1, $2)"

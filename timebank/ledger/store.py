@@ -144,20 +144,43 @@ class StoredSignature:
     key_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class SignedRequest:
+    """A transaction request with its payer's signed intent, posted together."""
+
+    request: TransactionRequest
+    signature: StoredSignature
+
+    @property
+    def id(self) -> uuid.UUID:
+        return self.request.id
+
+    @property
+    def community_id(self) -> uuid.UUID:
+        return self.request.community_id
+
+
 class LedgerStore:
     """Ledger operations on a connection pool."""
 
     def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
         self._pool = pool
         self._settings = settings
-        self._coalescer = Coalescer(
+        self._coalescer: Coalescer[TransactionRequest] = Coalescer(
             self._post_gathered,
+            batch_size_max=settings.coalesce_batch_size_max,
+            in_flight_max=settings.coalesce_in_flight_max,
+        )
+        # Signed transfers are gathered apart: their signatures go with them.
+        self._signed_coalescer: Coalescer[SignedRequest] = Coalescer(
+            self._post_signed_gathered,
             batch_size_max=settings.coalesce_batch_size_max,
             in_flight_max=settings.coalesce_in_flight_max,
         )
 
     async def drain(self) -> None:
         """Waits until every transaction handed to the store is written or refused."""
+        await self._signed_coalescer.drain()
         await self._coalescer.drain()
 
     async def _run(self, operation: Callable[[], Awaitable[T]]) -> T:
@@ -394,6 +417,12 @@ class LedgerStore:
     ) -> list[TransactionResult | LedgerError]:
         """post_independent for requests already validated (each, and as a batch)."""
         rows = await self._fetch(queries.POST_EACH, *self.batch_arguments(requests))
+        return self._results(requests, rows)
+
+    def _results(
+        self, requests: Sequence[TransactionRequest], rows: list[asyncpg.Record]
+    ) -> list[TransactionResult | LedgerError]:
+        """Each request's result or named error, from an independent batch's rows."""
         rows.sort(key=lambda row: row["tx_index"])
         assert len(rows) == len(requests), "every transaction of the batch has a result"
         results: list[TransactionResult | LedgerError] = []
@@ -456,17 +485,25 @@ class LedgerStore:
     async def post_signed(
         self, request: TransactionRequest, signature: StoredSignature
     ) -> TransactionResult:
-        """Posts one transaction with its payer's signed intent (never coalesced:
-        the signature must be in the same database transaction)."""
+        """Posts one transaction with its payer's signed intent, stored and logged
+        with it only if this call writes it. Signed posts made at the same time
+        share database calls, as unsigned ones do."""
         validate_transaction(request, expiry_max_s=self._settings.pending_expiry_max_s)
-        row = await self._signed_write(
-            request.community_id,
-            request.id,
-            signature,
-            queries.POST_ONE,
-            self.post_one_arguments(request),
+        assert signature.purpose == "intent", "a posted transaction carries its intent"
+        return await self._signed_coalescer.post(SignedRequest(request, signature))
+
+    async def _post_signed_gathered(
+        self, signed: Sequence[SignedRequest]
+    ) -> list[TransactionResult | LedgerError]:
+        requests = [item.request for item in signed]
+        rows = await self._fetch(
+            queries.POST_SIGNED_EACH,
+            *self.batch_arguments(requests),
+            [item.signature.signed for item in signed],
+            [item.signature.signature for item in signed],
+            [item.signature.key_id for item in signed],
         )
-        return _result(request, row)
+        return self._results(requests, rows)
 
     async def confirm_signed(
         self, community_id: uuid.UUID, transaction_id: uuid.UUID, signature: StoredSignature
