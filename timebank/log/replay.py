@@ -21,6 +21,7 @@ from typing import Any, NamedTuple, TypeVar, cast
 
 import rfc8785
 
+from timebank.canonical import plainly_canonical
 from timebank.log.replay_pools import ENTRY_TYPES as POOL_ENTRY_TYPES
 from timebank.log.replay_pools import PoolEntryError, PoolsReplay
 from timebank.signing import intents
@@ -93,56 +94,13 @@ class Replay:
 # Reading entries.
 
 
-class _NotPlain(Exception):
-    """A number the quick canonical check leaves to rfc8785 (a fraction, an exponent,
-    NaN or Infinity, an integer beyond I-JSON's)."""
-
-
-def _refuse_number(text: str) -> Any:
-    raise _NotPlain(text)
-
-
-def _plain_integer(text: str) -> int:
-    value = int(text)
-    if not -INTEGER_MAX <= value <= INTEGER_MAX:
-        raise _NotPlain(text)
-    return value
-
-
-_PLAIN_DECODER = json.JSONDecoder(
-    parse_float=_refuse_number, parse_constant=_refuse_number, parse_int=_plain_integer
-)
-# For ASCII text with integers only, what RFC 8785 writes: keys sorted (UTF-16 order is
-# code point order in ASCII), no whitespace, the same escapes ("\\n", "\\u001f"...).
-_SORTED_COMPACT_ENCODER = json.JSONEncoder(
-    ensure_ascii=False, sort_keys=True, separators=(",", ":"), check_circular=False
-)
-
-
 def parse_entry(leaf_index: int, raw: bytes) -> dict[str, Any]:
     """An entry's JSON object; it must be RFC 8785 canonical, byte for byte."""
-    entry = _plainly_canonical(raw)
+    entry = plainly_canonical(raw)
     if entry is None:
         entry = _canonical(leaf_index, raw)
     if entry.get("v") != ENTRY_VERSION:
         raise ReplayError(leaf_index, f"unknown entry version {entry.get('v')!r}")
-    return entry
-
-
-def _plainly_canonical(raw: bytes) -> dict[str, Any] | None:
-    """The entry, if it is ASCII holding no number but I-JSON integers and is exactly
-    the standard library's sorted compact JSON of itself: then it is RFC 8785's form
-    too, found four times faster than by rfc8785. None leaves the entry to `_canonical`,
-    which decides (and says why not)."""
-    if not raw.isascii():
-        return None
-    text = raw.decode("ascii")
-    try:
-        entry = _PLAIN_DECODER.decode(text)
-    except (_NotPlain, ValueError):
-        return None
-    if not isinstance(entry, dict) or _SORTED_COMPACT_ENCODER.encode(entry) != text:
-        return None
     return entry
 
 

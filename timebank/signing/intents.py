@@ -43,6 +43,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from timebank.canonical import nesting_depth, plainly_canonical
+
 INTENT_VERSION = 1
 TRANSFER_TYPE = "transfer"
 ACK_TYPE = "ack"
@@ -294,6 +296,9 @@ def parse_canonical(data: bytes) -> dict[str, Any]:
     and any spelling other than the canonical one (whitespace, key order, escapes)."""
     if len(data) > CANONICAL_SIZE_MAX_BYTES:
         raise SignatureMalformed(f"a signed document is at most {CANONICAL_SIZE_MAX_BYTES} bytes")
+    quick = plainly_canonical(data)
+    if quick is not None and nesting_depth(quick) <= NESTING_DEPTH_MAX:
+        return quick
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
