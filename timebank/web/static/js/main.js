@@ -14,6 +14,7 @@ const DIRECTORY_PAGE_SIZE = 100;
 const SEARCH_DELAY_MS = 250;
 const MINUTE_STEPS = [0, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55];
 const HOURS_MAX = 24;
+const FRESH_MS = 2000;
 
 const main = document.getElementById("main");
 const status = document.getElementById("status");
@@ -61,6 +62,7 @@ async function refreshBalances() {
     const me = await api.get("/v1/me");
     context.me = me;
     context.membership = chosenMembership(me);
+    context.read_at = Date.now();
     localStorage.setItem(CONTEXT, JSON.stringify(context));
   } catch (error) {
     if (!(error instanceof api.NetworkError)) throw error;
@@ -81,18 +83,39 @@ async function readContext() {
     const me = await api.get("/v1/me");
     const membership = chosenMembership(me);
     const slug = membership.community;
-    const [community, checkpoint, directory] = await Promise.all([
+    const [community, directory] = await Promise.all([
       api.get(`/v1/communities/${slug}`),
-      api.get(`/v1/communities/${slug}/log/checkpoint`),
       api.get(`/v1/communities/${slug}/members?limit=${DIRECTORY_PAGE_SIZE}`),
     ]);
-    context = { me, membership, community, origin: checkpoint.origin, members: directory.items };
+    const origin = context?.membership.community === slug ? context.origin : null;
+    context = { me, membership, community, origin, members: directory.items, read_at: Date.now() };
     localStorage.setItem(CONTEXT, JSON.stringify(context));
   } catch (error) {
     if (!(error instanceof api.NetworkError)) throw error;
     context = JSON.parse(localStorage.getItem(CONTEXT) || "null");
     if (!context) throw error;
   }
+}
+
+// The ledger's name (its log origin), which every signed document names; kept for
+// signing offline.
+async function ledgerOrigin() {
+  if (!context.origin) {
+    const slug = context.membership.community;
+    context.origin = (await api.get(`/v1/communities/${slug}/log/checkpoint`)).origin;
+    localStorage.setItem(CONTEXT, JSON.stringify(context));
+  }
+  return context.origin;
+}
+
+// What signing needs, made ready once the screen is shown: the device's key,
+// registered the first time on this device, and the ledger's name.
+function prepareSigning() {
+  const idle = window.requestIdleCallback || ((work) => setTimeout(work, 1));
+  idle(() => {
+    registeredKey().catch(() => {});
+    ledgerOrigin().catch(() => {});
+  });
 }
 
 // The device's key, registered with the service the first time it is used here.
@@ -119,12 +142,14 @@ async function registeredKey() {
 async function pendingExchanges() {
   const slug = context.membership.community;
   const seen = new Map();
-  for (const account of ownAccounts()) {
-    const page = await api.get(
-      `/v1/communities/${slug}/transactions?account=${account.id}&state=pending&limit=${PENDING_PAGE_SIZE}`,
-    );
-    for (const item of page.items) seen.set(item.id, item);
-  }
+  const pages = await Promise.all(
+    ownAccounts().map((account) =>
+      api.get(
+        `/v1/communities/${slug}/transactions?account=${account.id}&state=pending&limit=${PENDING_PAGE_SIZE}`,
+      ),
+    ),
+  );
+  for (const item of pages.flatMap((page) => page.items)) seen.set(item.id, item);
   const details = await Promise.all(
     [...seen.keys()].map((id) => api.get(`/v1/transactions/${id}?community=${slug}`)),
   );
@@ -160,7 +185,7 @@ async function answer(pending, decision) {
     const key = await registeredKey();
     body = {
       signed: await signedAck(key, {
-        ledger: context.origin,
+        ledger: await ledgerOrigin(),
         id,
         intent: pending.intent.signed,
         decision,
@@ -182,6 +207,8 @@ function button(label, onclick, kind = "") {
 }
 
 async function act(work, done) {
+  // Whatever the answer, the balances shown next must be read again.
+  context.read_at = 0;
   try {
     await work();
     flash = done;
@@ -252,8 +279,9 @@ function balanceCard(account) {
 
 async function homeScreen() {
   // The first visit on a device makes its signing key and registers it.
-  registeredKey().catch(() => {});
-  await refreshBalances();
+  prepareSigning();
+  // Just read when the app opened; else read again (a confirmation moves them).
+  if (Date.now() - context.read_at > FRESH_MS) await refreshBalances();
   const waiting = await outbox.waiting();
   let pending = [];
   try {
@@ -397,7 +425,7 @@ async function exchangeBody(form) {
   };
   // Only the payer signs an intent; "I helped" is a proposal the payer confirms.
   if (!iHelped) {
-    body.signed = await signedIntent(await deviceKeyForSigning(), { ...body, ledger: context.origin });
+    body.signed = await signedIntent(await deviceKeyForSigning(), { ...body, ledger: await ledgerOrigin() });
   }
   return { body, name: member.display_name };
 }
@@ -423,6 +451,7 @@ async function record(event) {
     return;
   }
   await outbox.enqueue(made.body);
+  context.read_at = 0;
   await sendOutbox();
   const left = (await outbox.waiting()).find((item) => item.id === made.body.id);
   flash = !left ? t("saved_pending", { name: made.name }) : left.error ? t("refused", { code: left.error }) : t("saved_queued");
