@@ -100,7 +100,7 @@ async function accessToken(force = false) {
   return renewed.access_token;
 }
 
-export async function call(method, path, body) {
+async function authorized(method, path, body) {
   let response;
   for (const force of [false, true]) {
     const headers = { Authorization: `Bearer ${await accessToken(force)}` };
@@ -112,10 +112,22 @@ export async function call(method, path, body) {
     });
     if (response.status !== 401) break;
   }
+  return response;
+}
+
+export async function call(method, path, body) {
+  const response = await authorized(method, path, body);
   const text = await response.text();
   const parsed = text ? JSON.parse(text) : null;
   if (!response.ok) throw new ApiError(response.status, parsed || {});
   return { status: response.status, body: parsed };
+}
+
+// The answer itself (a CSV export, say), once it is known to be a success.
+export async function raw(path) {
+  const response = await authorized("GET", path);
+  if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => ({})));
+  return response;
 }
 
 export const get = async (path) => (await call("GET", path)).body;

@@ -297,6 +297,7 @@ async function homeScreen() {
       h("h2", { id: "balances" }, t("balances")),
       h("ul", { class: "plain balances" }, ownAccounts().map(balanceCard))),
     h("a", { href: "#/record", class: "button primary wide" }, t("record_title")),
+    audits() ? h("a", { href: "#/audit", class: "button wide" }, t("open_audit")) : null,
     h("section", { "aria-labelledby": "for-you" },
       h("h2", { id: "for-you" }, t("for_you")),
       forYou.length ? h("ul", { class: "plain" }, forYou.map(pendingItem)) : h("p", {}, t("nothing_waiting"))),
@@ -595,7 +596,20 @@ function loginScreen() {
 
 // --- frame, routing and the outbox ------------------------------------------------------------
 
+// Treasurers and admins read the whole community.
+function audits() {
+  return ["treasurer", "admin"].includes(context.membership.role);
+}
+
+async function auditScreen() {
+  if (!audits()) return homeScreen();
+  const { auditScreen: dashboard } = await import("./audit.js");
+  return dashboard(context, unitOf);
+}
+
 const SCREENS = { home: homeScreen, record: recordScreen, history: historyScreen, settings: settingsScreen };
+// Screens reached from another screen, not from the menu.
+const OTHER_SCREENS = { audit: auditScreen };
 
 // Shows a screen: through the hash when it changes (hashchange routes), else at once.
 async function go(name) {
@@ -628,15 +642,16 @@ async function sendOutbox() {
 
 async function route() {
   const wanted = location.hash.replace(/^#\//, "") || "home";
-  const name = api.loggedIn() ? (wanted in SCREENS ? wanted : "home") : "login";
+  const known = wanted in SCREENS || wanted in OTHER_SCREENS;
+  const name = api.loggedIn() ? (known ? wanted : "home") : "login";
   navigation(name);
   document.getElementById("offline").hidden = navigator.onLine;
   say(flash);
   flash = "";
   try {
     if (name !== "login" && !context) await loadContext();
-    mount(main, await (name === "login" ? loginScreen : SCREENS[name])());
-    document.title = `${t(name === "login" ? "login_title" : name)} · ${t("app")}`;
+    mount(main, await (name === "login" ? loginScreen : SCREENS[name] || OTHER_SCREENS[name])());
+    document.title = `${document.getElementById("title")?.textContent || t("app")} · ${t("app")}`;
   } catch (error) {
     if (error instanceof api.ApiError && error.status === 401) {
       // The session is over (revoked, or its refresh token spent elsewhere).
