@@ -7,7 +7,6 @@ from __future__ import annotations
 from playwright.sync_api import Browser, Page, Request, expect
 
 from tests.browser.conftest import (
-    HOURS,
     Community,
     assert_accessible,
     log_in,
@@ -23,6 +22,8 @@ def record_exchange(
     page.get_by_role("link", name="Record", exact=True).click()
     page.get_by_label("I helped someone" if helped else "Someone helped me").check()
     page.get_by_label("Search by name").fill(other[:2])
+    # The search's answer replaces the list: wait for it (the treasurer is filtered out).
+    expect(page.get_by_label("Treasurer", exact=True)).to_have_count(0)
     page.get_by_label(other, exact=True).check()
     page.get_by_label("Hours").select_option(str(hours))
     page.get_by_label("Minutes").select_option(str(minutes))
@@ -91,12 +92,23 @@ def test_an_exchange_signed_on_one_phone_is_confirmed_on_another(
         bob_phone.close()
 
 
+OUTBOX = """() => new Promise((resolve, reject) => {
+  const opening = indexedDB.open("timebank");
+  opening.onerror = () => reject(opening.error);
+  opening.onsuccess = () => {
+    const reading = opening.result.transaction("outbox").objectStore("outbox").getAll();
+    reading.onsuccess = () => resolve(reading.result);
+  };
+})"""
+
+
 def test_an_exchange_recorded_offline_is_sent_once_back_online(
     browser: Browser, community: Community
 ) -> None:
-    """With the connection cut, the app shell still loads (service worker) and a
-    recorded exchange waits in the outbox, said on screen; when the connection
-    returns it is posted exactly once, and never again."""
+    """With the connection cut, the app shell still loads (service worker) and an
+    exchange recorded and signed on the device waits in the outbox with its id and
+    signature, said on screen; when the connection returns it is posted exactly
+    once, with that signature, and never again."""
     context = phone(browser, community)
     posts: list[Request] = []
     context.on(
@@ -111,15 +123,20 @@ def test_an_exchange_recorded_offline_is_sent_once_back_online(
         page = context.new_page()
         log_in(page, community.alice)
         page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+        # Read when the home screen is idle, and kept for signing offline.
+        page.wait_for_function("JSON.parse(localStorage.getItem('timebank.context')).origin")
         before = len(community.transactions_of(community.alice))
 
         context.set_offline(True)
         page.reload()
         expect(page.locator("#offline")).to_be_visible()
-        record_exchange(page, helped=True, other="Bob", hours=0, minutes=45, memo="offline help")
+        record_exchange(page, helped=False, other="Bob", hours=0, minutes=45, memo="offline help")
         expect(page.locator("#status")).to_contain_text("Kept on this phone")
         expect(page.locator("#outbox")).to_contain_text("Bob")
         assert_accessible(page, "home-offline-outbox")
+        (kept,) = page.evaluate(OUTBOX)
+        assert kept["body"]["id"] == kept["id"]
+        assert set(kept["body"]["signed"]) == {"intent", "signature"}
         assert len(community.transactions_of(community.alice)) == before
 
         context.set_offline(False)
@@ -129,9 +146,12 @@ def test_an_exchange_recorded_offline_is_sent_once_back_online(
         after = community.transactions_of(community.alice)
         sent = [t for t in after if t["memo"] == "offline help"]
         assert len(after) == before + 1
-        assert len(sent) == 1
-        assert sent[0]["state"] == "pending"
+        assert [transaction["id"] for transaction in sent] == [kept["id"]]
+        detail = community.call("GET", f"/v1/transactions/{kept['id']}", community.alice)
+        assert detail["state"] == "pending"
+        (signature,) = detail["signatures"]
+        assert signature["signed"] == kept["body"]["signed"]["intent"]
         assert [request.response().status for request in posts] == [201]  # type: ignore[union-attr]
-        assert HOURS in community.alice.accounts
+        assert page.evaluate(OUTBOX) == []
     finally:
         context.close()

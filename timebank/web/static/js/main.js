@@ -118,8 +118,18 @@ function prepareSigning() {
   });
 }
 
-// The device's key, registered with the service the first time it is used here.
-async function registeredKey() {
+let keyReady = null;
+
+// The device's key, registered with the service the first time it is used here;
+// one attempt at a time, so that two callers never make two keys.
+function registeredKey() {
+  keyReady ??= registerKey().finally(() => {
+    keyReady = null;
+  });
+  return keyReady;
+}
+
+async function registerKey() {
   const key = await deviceKey(context.me.id, context.membership.community);
   if (key.registered) return key;
   const label = `${navigator.userAgentData?.platform || "Browser"} ${new Date().toLocaleDateString(language())}`;
@@ -164,9 +174,7 @@ function describePending(transaction, mine) {
   const payee = own.amount > 0;
   // A payer's signed intent waits for the payee; a payee's proposal waits for the payer.
   const mineToAnswer = payee === Boolean(intent);
-  const unit = context.community.units.find((u) =>
-    ownAccounts().some((a) => a.id === own.account && a.unit === u.code),
-  );
+  const unit = unitOf(ownAccounts().find((account) => account.id === own.account).unit);
   return {
     transaction,
     intent,
@@ -332,6 +340,11 @@ function select(id, options, value) {
 function memberPicker() {
   const results = h("div", { class: "choices", id: "members", role: "radiogroup", "aria-labelledby": "who-label" });
   let timer = null;
+  // The choice survives new search results, which replace the list.
+  let chosen = null;
+  results.addEventListener("change", (event) => {
+    chosen = event.target.value;
+  });
   const show = (members) => {
     const others = members.filter((m) => m.party_id !== context.membership.party_id);
     mount(
@@ -339,7 +352,13 @@ function memberPicker() {
       others.length
         ? others.map((member) =>
             h("label", { class: "choice" },
-              h("input", { type: "radio", name: "member", value: member.party_id, required: true }),
+              h("input", {
+                type: "radio",
+                name: "member",
+                value: member.party_id,
+                required: true,
+                checked: member.party_id === chosen,
+              }),
               member.display_name),
           )
         : h("p", {}, t("no_match")),
@@ -403,14 +422,18 @@ function uuid4() {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
+// What the member must fix in the form, said in plain words.
+class Invalid extends Error {}
+
 async function exchangeBody(form) {
   const unit = unitOf(form.elements.unit.value);
   const amount = readAmount(form, unit);
-  const party = form.elements.member.value;
-  if (!party) throw new Error(t("choose_member"));
-  if (!amount) throw new Error(t("choose_amount"));
+  // Not form.elements.member.value: with one radio button that is its value, checked or not.
+  const party = form.querySelector('input[name="member"]:checked')?.value;
   const member = context.members.find((m) => m.party_id === party);
-  const theirs = member.accounts.find((a) => a.unit === unit.code)?.id;
+  const theirs = member?.accounts.find((a) => a.unit === unit.code)?.id;
+  if (!theirs) throw new Invalid(t("choose_member"));
+  if (!amount) throw new Invalid(t("choose_amount"));
   const mine = ownAccountFor(unit.code);
   const iHelped = form.elements.direction.value === "helped";
   const body = {
@@ -448,7 +471,7 @@ async function record(event) {
   try {
     made = await exchangeBody(form);
   } catch (error) {
-    say(error.message);
+    say(error instanceof Invalid ? error.message : errorText(error));
     return;
   }
   await outbox.enqueue(made.body);
@@ -568,6 +591,8 @@ async function settingsScreen() {
     h("section", { "aria-labelledby": "devices" }, h("h2", { id: "devices" }, t("devices")), devices),
     button(t("logout"), async () => {
       await api.logout();
+      // A shared phone keeps nobody's names or balances once they have left.
+      localStorage.removeItem(CONTEXT);
       context = null;
       await go("login");
     }),
