@@ -36,7 +36,12 @@ async def test_the_page_is_revalidated_and_names_its_versioned_files(api: ApiCli
     assert again.status == 304
     worker = await api.get("/sw.js")
     assert worker.headers["Cache-Control"] == "no-cache"
-    assert f'const VERSION = "{version}"' in await worker.text()
+    script = await worker.text()
+    assert f'const VERSION = "{version}"' in script
+    for name in ("js/main.js", "js/audit.js", "app.css", "icon-192.png"):
+        assert f'"{name}"' in script
+    assert '"index.html"' not in script
+    assert "__FILES__" not in script
 
 
 async def test_versioned_files_are_immutable_and_gzipped(api: ApiClient) -> None:

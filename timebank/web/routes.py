@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import mimetypes
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,8 @@ SERVICE_WORKER = "sw.js"
 MANIFEST = "manifest.webmanifest"
 ROOT_FILES = {"/": PAGE, "/sw.js": SERVICE_WORKER, "/manifest.webmanifest": MANIFEST}
 VERSION_PLACEHOLDER = b"__VERSION__"
+# In the service worker: the list of files it caches for offline use.
+FILES_PLACEHOLDER = b"__FILES__"
 VERSION_LENGTH = 12
 # Smaller files gain nothing from gzip once headers are counted.
 COMPRESSION_SIZE_MIN_BYTES = 256
@@ -94,10 +97,13 @@ def load_assets(directory: Path = STATIC_DIRECTORY) -> Assets:
     for name, body in contents.items():
         digest.update(name.encode() + b"\x00" + hashlib.sha256(body).digest())
     version = digest.hexdigest()[:VERSION_LENGTH]
+    versioned = [name for name in contents if name not in ROOT_FILES.values()]
     files = {}
     for name, body in contents.items():
         if name in ROOT_FILES.values():
             body = body.replace(VERSION_PLACEHOLDER, version.encode())
+        if name == SERVICE_WORKER:
+            body = body.replace(FILES_PLACEHOLDER, json.dumps(versioned).encode())
         files[name] = _asset(name, body)
     return Assets(version, files)
 

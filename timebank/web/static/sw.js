@@ -3,12 +3,8 @@
 // offline wait in the app's own outbox, not here).
 const VERSION = "__VERSION__";
 const CACHE = `timebank-${VERSION}`;
-const SHELL = [
-  "/",
-  "/manifest.webmanifest",
-  ...["app.css", "icon.svg", "js/main.js", "js/api.js", "js/crypto.js", "js/dom.js", "js/format.js",
-    "js/i18n.js", "js/outbox.js", "js/store.js"].map((name) => `/static/${VERSION}/${name}`),
-];
+// Every file of this version, listed by the service when it serves this worker.
+const SHELL = ["/", "/manifest.webmanifest", ...__FILES__.map((name) => `/static/${VERSION}/${name}`)];
 
 self.addEventListener("install", (event) => {
   event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(SHELL)).then(() => self.skipWaiting()));

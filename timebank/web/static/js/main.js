@@ -245,11 +245,14 @@ function pendingItem(pending) {
         button(t("confirm"), () => act(() => answer(pending, "accept"), t("confirmed")), "primary"),
         button(t("decline"), () => act(() => answer(pending, "decline"), t("declined"))),
       ]
-    : [button(t("withdraw"), () => act(() => answer(pending, "decline"), t("declined")))];
+    : [button(t("withdraw"), () => act(() => answer(pending, "decline"), t("withdrawn")))];
+  const { memo, category } = pending.transaction;
+  const about = [categories()[category] || category, memo].filter(Boolean).join(" · ");
   return h(
     "li",
     { class: "card" },
     h("p", {}, t(key, { name: pending.name, amount: pending.amount })),
+    about ? h("p", { class: "small" }, about) : null,
     h("div", { class: "actions" }, controls),
   );
 }
@@ -474,7 +477,12 @@ async function record(event) {
     say(error instanceof Invalid ? error.message : errorText(error));
     return;
   }
-  await outbox.enqueue(made.body);
+  try {
+    await outbox.enqueue(made.body);
+  } catch (error) {
+    say(error instanceof outbox.OutboxFull ? t("outbox_full") : errorText(error));
+    return;
+  }
   context.read_at = 0;
   await sendOutbox();
   const left = (await outbox.waiting()).find((item) => item.id === made.body.id);

@@ -7,8 +7,14 @@ import { ApiError, NetworkError, call } from "./api.js";
 import { withStore } from "./store.js";
 
 const LOCK = "timebank-outbox";
+// A phone offline for weeks must not fill its storage: past this, send first.
+const OUTBOX_SIZE_MAX = 100;
+
+export class OutboxFull extends Error {}
 
 export async function enqueue(body) {
+  const count = await withStore("outbox", "readonly", (s) => s.count());
+  if (count >= OUTBOX_SIZE_MAX) throw new OutboxFull("outbox_full");
   const item = { id: body.id, body, recorded_at: new Date().toISOString(), error: null };
   await withStore("outbox", "readwrite", (s) => s.put(item));
   return item;
