@@ -11,7 +11,7 @@ import re
 
 from tests.api.conftest import ApiClient
 from tests.api.world import HOURS, World, expect, transfer
-from timebank.web.routes import CONTENT_SECURITY_POLICY, load_assets
+from timebank.web.routes import CONTENT_SECURITY_POLICY, STATIC_DIRECTORY, load_assets
 
 VERSIONED = re.compile(r'/static/([0-9a-f]{12})/js/main\.js"')
 
@@ -96,3 +96,27 @@ async def test_a_member_reads_the_pending_exchanges_of_their_own_account(
     for query in ("", f"?account={world.alice.accounts[HOURS]}", f"?account={proposal['id']}"):
         refused = await expect(await api.get(journal + query, headers=world.bob.auth), 403)
         assert refused["code"] == "forbidden"
+
+
+# `import ... from "./x.js";`, on one line or several.
+STATIC_IMPORT = re.compile(r'^import [^;]*? from "\./([\w-]+\.js)";$', re.MULTILINE)
+PRELOAD = re.compile(r'<link rel="modulepreload" href="/static/__VERSION__/js/([\w-]+\.js)">')
+
+
+def test_the_page_preloads_every_module_the_app_imports_and_no_other() -> None:
+    """The modules main.js imports, directly or not, are named in the page, so that
+    the browser fetches them at once instead of one import level at a time; the
+    treasurer's dashboard (a dynamic import) is not."""
+    assets = load_assets()
+
+    def imports_of(name: str) -> set[str]:
+        return set(STATIC_IMPORT.findall(assets.files[f"js/{name}"].body.decode()))
+
+    needed: set[str] = set()
+    frontier = imports_of("main.js")
+    while frontier:
+        needed |= frontier
+        frontier = {found for name in frontier for found in imports_of(name)} - needed
+    page = (STATIC_DIRECTORY / "index.html").read_text()
+    assert set(PRELOAD.findall(page)) == needed
+    assert "audit.js" not in needed

@@ -6,6 +6,7 @@ how to install it."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import uuid
 from collections.abc import Iterator
@@ -161,11 +162,21 @@ def _populate(http: requests.Session, base_url: str, operator_email: str) -> Com
     return community
 
 
-def phone(browser: Browser, community: Community, locale: str = "en-GB") -> BrowserContext:
-    """A fresh phone-sized browser profile on the service."""
+@contextlib.contextmanager
+def phone(
+    browser: Browser, community: Community, locale: str = "en-GB"
+) -> Iterator[BrowserContext]:
+    """A fresh phone-sized browser profile on the service; closed after use, and
+    failing the test if a page of it threw an uncaught error."""
     context = browser.new_context(**PHONE, locale=locale, base_url=community.base_url)
     context.set_default_timeout(15_000)
-    return context
+    errors: list[str] = []
+    context.on("weberror", lambda error: errors.append(str(error.error)))
+    try:
+        yield context
+    finally:
+        context.close()
+    assert errors == [], f"uncaught errors in the page: {errors}"
 
 
 LOGIN_LABELS = {

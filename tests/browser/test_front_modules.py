@@ -33,22 +33,21 @@ FIELDS = st.dictionaries(
 def page(browser: Browser, community: Community) -> Iterator[Page]:
     """A page of the service (a secure context, with crypto.subtle) with the front's
     modules loaded as `window.front`."""
-    context = phone(browser, community)
-    opened = context.new_page()
-    opened.goto("/")
-    version = load_assets().version
-    opened.evaluate(
-        """async (version) => {
-          const base = `/static/${version}/js/`;
-          window.front = {
-            crypto: await import(base + "crypto.js"),
-            format: await import(base + "format.js"),
-          };
-        }""",
-        version,
-    )
-    yield opened
-    context.close()
+    with phone(browser, community) as context:
+        opened = context.new_page()
+        opened.goto("/")
+        version = load_assets().version
+        opened.evaluate(
+            """async (version) => {
+              const base = `/static/${version}/js/`;
+              window.front = {
+                crypto: await import(base + "crypto.js"),
+                format: await import(base + "format.js"),
+              };
+            }""",
+            version,
+        )
+        yield opened
 
 
 def canonical_in_browser(page: Page, fields: dict[str, Any]) -> bytes:

@@ -42,8 +42,10 @@ def test_an_exchange_signed_on_one_phone_is_confirmed_on_another(
     """Alice, helped by Bob, records it: her device makes and registers an Ed25519
     key and signs the intent; the service holds it pending. Bob, in French, sees it
     waiting, confirms with a signed acknowledgement, and both balances move."""
-    alice_phone, bob_phone = phone(browser, community), phone(browser, community, "fr-FR")
-    try:
+    with (
+        phone(browser, community) as alice_phone,
+        phone(browser, community, "fr-FR") as bob_phone,
+    ):
         alice = alice_phone.new_page()
         log_in(alice, community.alice)
         assert balance(alice) == "0 h"
@@ -87,9 +89,6 @@ def test_an_exchange_signed_on_one_phone_is_confirmed_on_another(
         posted = community.call("GET", f"/v1/transactions/{pending['id']}", community.bob)
         assert posted["state"] == "posted"
         assert sorted(s["purpose"] for s in posted["signatures"]) == ["ack", "intent"]
-    finally:
-        alice_phone.close()
-        bob_phone.close()
 
 
 OUTBOX = """() => new Promise((resolve, reject) => {
@@ -109,17 +108,16 @@ def test_an_exchange_recorded_offline_is_sent_once_back_online(
     exchange recorded and signed on the device waits in the outbox with its id and
     signature, said on screen; when the connection returns it is posted exactly
     once, with that signature, and never again."""
-    context = phone(browser, community)
-    posts: list[Request] = []
-    context.on(
-        "requestfinished",
-        lambda request: (
-            posts.append(request)
-            if request.method == "POST" and request.url.endswith("/v1/transactions")
-            else None
-        ),
-    )
-    try:
+    with phone(browser, community) as context:
+        posts: list[Request] = []
+        context.on(
+            "requestfinished",
+            lambda request: (
+                posts.append(request)
+                if request.method == "POST" and request.url.endswith("/v1/transactions")
+                else None
+            ),
+        )
         page = context.new_page()
         log_in(page, community.alice)
         page.evaluate("navigator.serviceWorker.ready.then(() => true)")
@@ -153,5 +151,3 @@ def test_an_exchange_recorded_offline_is_sent_once_back_online(
         assert signature["signed"] == kept["body"]["signed"]["intent"]
         assert [request.response().status for request in posts] == [201]  # type: ignore[union-attr]
         assert page.evaluate(OUTBOX) == []
-    finally:
-        context.close()

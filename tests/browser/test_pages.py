@@ -27,8 +27,7 @@ HISTORY_PAGE_SIZE = 20
 def test_every_screen_passes_axe(browser: Browser, community: Community) -> None:
     """Login, home, record, history and settings have no serious or critical axe
     violation."""
-    context = phone(browser, community)
-    try:
+    with phone(browser, community) as context:
         page = context.new_page()
         page.goto("/")
         page.get_by_label("Email").wait_for()
@@ -44,8 +43,6 @@ def test_every_screen_passes_axe(browser: Browser, community: Community) -> None
             expect(page.locator("h1")).to_have_text(heading)
             page.wait_for_load_state("networkidle")
             assert_accessible(page, name)
-    finally:
-        context.close()
 
 
 def _transfer(community: Community, amount: int) -> dict[str, Any]:
@@ -73,8 +70,7 @@ def test_the_history_pages_as_it_scrolls_with_the_running_balance(
         community.alice,
         json={"atomic": True, "transactions": transfers},
     )
-    context = phone(browser, community)
-    try:
+    with phone(browser, community) as context:
         page = context.new_page()
         log_in(page, community.bob)
         page.get_by_role("link", name="History", exact=True).click()
@@ -87,8 +83,6 @@ def test_the_history_pages_as_it_scrolls_with_the_running_balance(
         expect(entries).to_have_count(HISTORY_TRANSFERS + start_entries(community))
         expect(entries.last).to_contain_text("errand 1")
         assert HISTORY_PAGE_SIZE < HISTORY_TRANSFERS
-    finally:
-        context.close()
 
 
 def start_entries(community: Community) -> int:
@@ -106,8 +100,7 @@ def test_a_device_is_listed_and_revoked_and_the_language_switched(
 ) -> None:
     """Settings list this device's registered key; revoking it revokes it on the
     service; choosing French turns the interface French."""
-    context = phone(browser, community)
-    try:
+    with phone(browser, community) as context:
         page = context.new_page()
         log_in(page, community.alice)
         page.get_by_role("link", name="Settings", exact=True).click()
@@ -122,8 +115,6 @@ def test_a_device_is_listed_and_revoked_and_the_language_switched(
         page.get_by_label("Language").select_option("fr")
         expect(page.locator("h1")).to_have_text("Réglages")
         assert page.evaluate("document.documentElement.lang") == "fr"
-    finally:
-        context.close()
 
 
 def test_a_first_visit_stays_within_its_weight_budget(
@@ -131,10 +122,9 @@ def test_a_first_visit_stays_within_its_weight_budget(
 ) -> None:
     """Everything a first visit transfers (page, files, service worker, log in and
     the home screen's API calls), compressed as sent, is under 150 KB."""
-    context = phone(browser, community)
-    finished: list[Request] = []
-    context.on("requestfinished", lambda request: finished.append(request))
-    try:
+    with phone(browser, community) as context:
+        finished: list[Request] = []
+        context.on("requestfinished", lambda request: finished.append(request))
         page = context.new_page()
         log_in(page, community.bob)
         page.evaluate("navigator.serviceWorker.ready.then(() => true)")
@@ -144,5 +134,3 @@ def test_a_first_visit_stays_within_its_weight_budget(
         print(f"first visit: {len(finished)} requests, {total} bytes")
         assert any(request.url.endswith("/js/main.js") for request in finished)
         assert 0 < total < FIRST_VISIT_BUDGET_BYTES
-    finally:
-        context.close()

@@ -33,8 +33,7 @@ def test_the_dashboard_shows_the_trial_balance_limits_flows_and_exports(
             "category": "garden",
         },
     )
-    context = phone(browser, community)
-    try:
+    with phone(browser, community) as context:
         page = context.new_page()
         log_in(page, community.treasurer)
         page.get_by_role("link", name="Treasurer's dashboard").click()
@@ -54,18 +53,13 @@ def test_the_dashboard_shows_the_trial_balance_limits_flows_and_exports(
         csv = download.value.path().read_text()
         assert transfer_id in csv
         assert download.value.suggested_filename.startswith(f"{community.slug}-journal-")
-    finally:
-        context.close()
 
 
 def test_a_member_is_not_shown_the_dashboard(browser: Browser, community: Community) -> None:
     """A member has no link to the dashboard, and its address shows their home."""
-    context = phone(browser, community)
-    try:
+    with phone(browser, community) as context:
         page = context.new_page()
         log_in(page, community.bob)
         expect(page.get_by_role("link", name="Treasurer's dashboard")).to_have_count(0)
         page.goto("/#/audit")
         expect(page.locator("h1")).to_have_text("Hello Bob")
-    finally:
-        context.close()
