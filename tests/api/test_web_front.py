@@ -7,6 +7,7 @@ exchanges, through the journal filtered by their own account)."""
 from __future__ import annotations
 
 import gzip
+import json
 import re
 
 from tests.api.conftest import ApiClient
@@ -120,3 +121,19 @@ def test_the_page_preloads_every_module_the_app_imports_and_no_other() -> None:
     page = (STATIC_DIRECTORY / "index.html").read_text()
     assert set(PRELOAD.findall(page)) == needed
     assert "audit.js" not in needed
+
+
+async def test_the_manifest_names_icons_that_are_served(api: ApiClient) -> None:
+    """The PWA manifest is JSON of its own type, starts at the app, and each icon it
+    names is served as an image."""
+    response = await api.get("/manifest.webmanifest")
+    assert response.headers["Content-Type"] == "application/manifest+json"
+    manifest = json.loads(await response.text())
+    assert (manifest["start_url"], manifest["display"]) == ("/#/home", "standalone")
+    sizes = set()
+    for icon in manifest["icons"]:
+        served = await api.get(icon["src"])
+        assert served.status == 200
+        assert served.headers["Content-Type"] == icon["type"]
+        sizes.add(icon["sizes"])
+    assert {"192x192", "512x512"} <= sizes

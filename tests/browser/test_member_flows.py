@@ -151,3 +151,29 @@ def test_an_exchange_recorded_offline_is_sent_once_back_online(
         assert signature["signed"] == kept["body"]["signed"]["intent"]
         assert [request.response().status for request in posts] == [201]  # type: ignore[union-attr]
         assert page.evaluate(OUTBOX) == []
+
+
+def test_a_signed_exchange_declined_carries_the_signed_refusal(
+    browser: Browser, community: Community
+) -> None:
+    """Bob, named by Alice as having helped her, declines on his phone: his device
+    signs an acknowledgement saying "decline", and the exchange is voided with it."""
+    with phone(browser, community) as alice_phone, phone(browser, community) as bob_phone:
+        alice = alice_phone.new_page()
+        log_in(alice, community.alice)
+        record_exchange(alice, helped=False, other="Bob", hours=2, minutes=0, memo="not me")
+        expect(alice.locator("#status")).to_contain_text("Bob will be asked to confirm it")
+        bob = bob_phone.new_page()
+        log_in(bob, community.bob)
+        waiting = bob.get_by_role("listitem").filter(has_text="not me")
+        expect(waiting).to_contain_text("Alice says you helped them: 2 h")
+        waiting.get_by_role("button", name="Decline").click()
+        expect(bob.locator("#status")).to_have_text("Declined.")
+        expect(bob.get_by_role("listitem").filter(has_text="not me")).to_have_count(0)
+    (declined,) = [t for t in community.transactions_of(community.alice) if t["memo"] == "not me"]
+    detail = community.call("GET", f"/v1/transactions/{declined['id']}", community.bob)
+    assert detail["state"] == "voided"
+    acks = [s for s in detail["signatures"] if s["purpose"] == "ack"]
+    assert len(acks) == 1
+    ack = intents.parse_ack(intents.b64url_decode(acks[0]["signed"]))
+    assert ack.decision is intents.AckDecision.DECLINE
