@@ -62,6 +62,7 @@ from timebank.pools.store import PoolStore
 from timebank.services import Services
 from timebank.settings import Settings
 from timebank.signing.keys import KeyStore
+from timebank.web.routes import add_front
 from timebank.webhooks.subscriptions import Subscriptions
 from timebank.webhooks.worker import webhook_delivery
 
@@ -119,6 +120,7 @@ def create_app(settings: Settings, *, prepare: Preparation | None = None) -> web
     # The old readiness path, kept for the CLI's and Docker's health checks.
     app.router.add_get("/health", health.ready)
     publish(app, api)
+    add_front(app)
 
     async def database_context(app: web.Application) -> AsyncIterator[None]:
         async with migrated_database(settings) as (pool, _):

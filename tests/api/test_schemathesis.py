@@ -4,10 +4,8 @@ is one the document declares."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import uuid
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,7 +14,6 @@ import hypothesis
 import pytest
 import requests
 import schemathesis
-from aiohttp import web
 from schemathesis.checks import (
     content_type_conformance,
     not_a_server_error,
@@ -26,6 +23,7 @@ from schemathesis.checks import (
 )
 
 from tests.api.world import PASSWORD
+from tests.live_server import ThreadedServer
 from timebank.api.contract import openapi_document
 from timebank.api.problems import code_meanings
 from timebank.api.registry import api as contract
@@ -56,45 +54,6 @@ class LiveService:
     headers: dict[str, str]
     slug: str
     ids: dict[str, str]
-
-
-class ThreadedServer:
-    """An aiohttp application served on loopback by its own thread and event loop,
-    so that synchronous clients (schemathesis uses requests) can call it."""
-
-    def __init__(self, app: web.Application) -> None:
-        self.app = app
-        self.loop = asyncio.new_event_loop()
-        self.base_url = ""
-        self._started = threading.Event()
-        self._stop = asyncio.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-
-    def _serve(self) -> None:
-        self.loop.run_until_complete(self._main())
-        self.loop.close()
-
-    async def _main(self) -> None:
-        runner = web.AppRunner(self.app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        self.base_url = f"http://127.0.0.1:{port}"
-        self._started.set()
-        await self._stop.wait()
-        await runner.cleanup()
-
-    def start(self) -> None:
-        self._thread.start()
-        assert self._started.wait(60), "the service did not start"
-
-    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(60)
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(60)
 
 
 @pytest.fixture(scope="module")

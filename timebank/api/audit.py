@@ -18,8 +18,10 @@ from timebank.api.schemas import (
     UnitBalanceOut,
 )
 from timebank.api.transactions import stored_out
+from timebank.auth.access import Actor
+from timebank.auth.errors import Forbidden
 from timebank.keys import LEDGER
-from timebank.ledger.errors import ValidationError
+from timebank.ledger.errors import UnknownAccount, ValidationError
 
 TAG = "Audit"
 
@@ -38,17 +40,21 @@ def _cursor_instant(value: str) -> datetime:
     "GET",
     "/v1/communities/{slug}/transactions",
     tag=TAG,
-    summary="The community's journal (treasurers, admins, auditing clients)",
+    summary="The community's journal (treasurers, admins, auditing clients; members by account)",
     query=JournalQuery,
     responses={200: JournalPage},
 )
 async def journal(request: web.Request) -> web.Response:
     """Every transaction, newest first, filterable by account, kind, state and
     creation time (`from` inclusive, `to` exclusive); `next_cursor` gives the next
-    (older) page."""
+    (older) page. A member may read it filtered by an account they may read (how
+    they find the pending exchanges waiting for them)."""
     community, actor = await community_actor(request, request.match_info["slug"])
-    actor.require_audit()
     query = query_of(request, JournalQuery)
+    if query.account is None or actor.reads_all:
+        actor.require_audit()
+    else:
+        await _require_account_read(request, community.id, actor, query.account)
     after: tuple[datetime, uuid.UUID] | None = None
     if query.cursor is not None:
         at, transaction_id = decode_cursor(query.cursor, 2)
@@ -72,6 +78,19 @@ async def journal(request: web.Request) -> web.Response:
     return respond(
         JournalPage(items=[stored_out(item, community) for item in page], next_cursor=next_cursor)
     )
+
+
+async def _require_account_read(
+    request: web.Request, community_id: uuid.UUID, actor: Actor, account_id: uuid.UUID
+) -> None:
+    """Forbidden unless the account is in this community and the actor may read it."""
+    try:
+        account = await request.app[LEDGER].account(account_id)
+    except UnknownAccount:
+        raise Forbidden("this account is not yours to read") from None
+    if account.community_id != community_id:
+        raise Forbidden("this account is not yours to read")
+    actor.require_account_read(account.owner_id)
 
 
 @api.operation(

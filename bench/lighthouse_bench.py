@@ -1,0 +1,251 @@
+"""Lighthouse on the members' web front: performance, accessibility and
+best-practices scores at Lighthouse's mobile profile (a throttled mid-range phone),
+target 95 or more each.
+
+    python -m bench.lighthouse_bench            # installs Lighthouse 12.2.3 on first run
+
+Lighthouse (npm, pinned; version 13 needs Node 22) goes into bench/lighthouse/, which
+git ignores; it drives Debian's Chromium (/usr/bin/chromium), never a downloaded one.
+The service runs as `timebank demo` on loopback with an embedded PostgreSQL in a
+temporary directory. The login screen is measured as a stranger sees it; then a demo
+member logs in (Playwright, in the same browser profile) and the member screens are
+measured with that session (`--disable-storage-reset`).
+
+Scores are absolute (Lighthouse's own scale, its simulated throttling), not ratios:
+they are what the issue asks for. Each screen is measured several times (`--runs`,
+3 by default) and the median of each score is printed, as Lighthouse advises: one
+run on a busy two-core machine can lose ten points of performance to a neighbour.
+Exit code 1 when a run fails; a score under the target is reported, not an exit code.
+"""
+
+# The subprocesses are our own tools (npm, Chromium, Lighthouse, timebank) with fixed
+# arguments, and the URLs opened are the loopback service's and Chromium's.
+# ruff: noqa: S603, S607, S310
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+LIGHTHOUSE_DIRECTORY = ROOT / "bench" / "lighthouse"
+LIGHTHOUSE_VERSION = "12.2.3"
+LIGHTHOUSE = LIGHTHOUSE_DIRECTORY / "node_modules" / ".bin" / "lighthouse"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+CATEGORIES = ("performance", "accessibility", "best-practices")
+TARGET_SCORE = 95
+DEMO_MEMBER = "chloe@demo.timebank.example"
+PASSWORD_LINE = re.compile(r"password \(shown only now\): (\S+)")
+START_TIMEOUT_S = 90.0
+LIGHTHOUSE_TIMEOUT_S = 300.0
+MEMBER_SCREENS = ("home", "record", "history")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def install_lighthouse() -> None:
+    if LIGHTHOUSE.exists():
+        return
+    LIGHTHOUSE_DIRECTORY.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            "npm",
+            "install",
+            "--no-save",
+            "--prefix",
+            str(LIGHTHOUSE_DIRECTORY),
+            "-E",
+            f"lighthouse@{LIGHTHOUSE_VERSION}",
+        ],
+        check=True,
+    )
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout_s: float = START_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            if check():
+                return
+        time.sleep(0.2)
+    raise SystemExit(f"lighthouse_bench: {what} did not happen in {timeout_s:.0f} s")
+
+
+@contextlib.contextmanager
+def demo_service(directory: Path) -> Iterator[tuple[str, str]]:
+    """`timebank demo` on a free loopback port: its URL and the demo password."""
+    port = free_port()
+    environment = {
+        **os.environ,
+        "TIMEBANK_DATA_DIR": str(directory / "data"),
+        "TIMEBANK_LOG_LEVEL": "warning",
+    }
+    environment.pop("DATABASE_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "timebank", "demo", "--host", "127.0.0.1", "--port", str(port)],
+        env=environment,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        password = None
+        for line in process.stdout:
+            match = PASSWORD_LINE.search(line)
+            if match:
+                password = match.group(1)
+                break
+        if password is None:
+            raise SystemExit("lighthouse_bench: the demo printed no password")
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: urllib.request.urlopen(url + "/health/ready").status == 200, "ready")
+        yield url, password
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def chromium(directory: Path) -> Iterator[int]:
+    """Chromium with a profile of its own and a debugging port, for both Playwright
+    (to log in) and Lighthouse (to measure) to drive."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            str(CHROMIUM),
+            *CHROMIUM_FLAGS,
+            f"--remote-debugging-port={port}",
+            f"--user-data-dir={directory / 'profile'}",
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(
+            lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/json/version").status == 200,
+            "Chromium's debugging port",
+        )
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def log_in(debugging_port: int, url: str, password: str) -> None:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.connect_over_cdp(f"http://127.0.0.1:{debugging_port}")
+        page = browser.contexts[0].new_page()
+        page.goto(url + "/")
+        page.get_by_label("Email").fill(DEMO_MEMBER)
+        page.get_by_label("Password").fill(password)
+        page.get_by_role("button", name="Log in").click()
+        page.locator("h1", has_text="Chlo").wait_for(timeout=30_000)
+        page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+        page.close()
+
+
+def lighthouse(url: str, debugging_port: int, output: Path) -> dict[str, int]:
+    """The scores (0 to 100) of one Lighthouse run at the mobile profile."""
+    subprocess.run(
+        [
+            str(LIGHTHOUSE),
+            url,
+            f"--port={debugging_port}",
+            "--disable-storage-reset",
+            f"--only-categories={','.join(CATEGORIES)}",
+            "--output=json",
+            f"--output-path={output}",
+            "--quiet",
+            "--locale=en-US",
+        ],
+        check=True,
+        timeout=LIGHTHOUSE_TIMEOUT_S,
+        env={**os.environ, "CHROME_PATH": str(CHROMIUM)},
+    )
+    report = json.loads(output.read_text())
+    return {name: round(report["categories"][name]["score"] * 100) for name in CATEGORIES}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keep", type=Path, help="copy the JSON reports into this directory")
+    parser.add_argument("--runs", type=int, default=3, help="runs per screen (median shown)")
+    arguments = parser.parse_args()
+    if not CHROMIUM.exists():
+        raise SystemExit("lighthouse_bench: install Chromium: apt-get install -y chromium")
+    install_lighthouse()
+    with tempfile.TemporaryDirectory(prefix="timebank-lighthouse-") as temporary:
+        directory = Path(temporary)
+        runs: dict[str, list[dict[str, int]]] = {}
+        with demo_service(directory) as (url, password), chromium(directory) as port:
+            for run in range(arguments.runs):
+                runs.setdefault("login", []).append(
+                    lighthouse(url + "/", port, directory / f"login-{run}.json")
+                )
+            log_in(port, url, password)
+            for screen in MEMBER_SCREENS:
+                for run in range(arguments.runs):
+                    report = directory / f"{screen}-{run}.json"
+                    runs.setdefault(screen, []).append(
+                        lighthouse(f"{url}/#/{screen}", port, report)
+                    )
+        if arguments.keep:
+            arguments.keep.mkdir(parents=True, exist_ok=True)
+            for report in directory.glob("*.json"):
+                (arguments.keep / report.name).write_bytes(report.read_bytes())
+    print_table(
+        {
+            screen: {name: round(statistics.median(r[name] for r in scores)) for name in CATEGORIES}
+            for screen, scores in runs.items()
+        },
+        arguments.runs,
+    )
+
+
+def print_table(results: dict[str, dict[str, int]], runs: int) -> None:
+    print(
+        f"Lighthouse {LIGHTHOUSE_VERSION}, mobile profile, median of {runs} runs,"
+        f" target {TARGET_SCORE}+ each"
+    )
+    print(f"{'screen':<10}" + "".join(f"{name:>16}" for name in CATEGORIES))
+    for screen, scores in results.items():
+        # A "!" marks a score under the target.
+        cells = "".join(
+            f"{scores[name]:>15}{' ' if scores[name] >= TARGET_SCORE else '!'}"
+            for name in CATEGORIES
+        )
+        print(f"{screen:<10}{cells}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The members' web front: static files served by the service itself at `/`."""

@@ -1,0 +1,165 @@
+// The treasurer's dashboard: the trial balance (zero per unit), the accounts near
+// their limits, the flows by category this month, and the journal as CSV. Loaded
+// only when a treasurer or an admin opens it: members never download it.
+
+import * as api from "./api.js";
+import { h } from "./dom.js";
+import { formatAmount } from "./format.js";
+import { categories, language, t } from "./i18n.js";
+
+// Accounts read for the limits list: the directory's first page of members. A
+// community-wide listing of accounts by headroom belongs in the API (TODO).
+const MEMBERS_READ_MAX = 100;
+const READS_IN_FLIGHT_MAX = 6;
+// Near a limit: 90% of the allowed debt used, or within 10% of the ceiling.
+const NEAR_LIMIT_SHARE = 0.1;
+
+// A table that scrolls sideways on a phone, reachable by keyboard to do so.
+function table(caption, headers, rows) {
+  return h(
+    "div",
+    { class: "scroll", tabindex: "0", role: "region", "aria-label": caption },
+    h(
+      "table",
+      {},
+      h("caption", { class: "visually-hidden" }, caption),
+      h("thead", {}, h("tr", {}, headers.map((text) => h("th", { scope: "col" }, text)))),
+      h("tbody", {}, rows.map((cells) => h("tr", {}, cells.map((cell) => h("td", {}, cell))))),
+    ),
+  );
+}
+
+function trialBalance(balance, unitOf) {
+  const amount = (value, code) => formatAmount(value, unitOf(code), language());
+  return h(
+    "section",
+    { "aria-labelledby": "trial" },
+    h("h2", { id: "trial" }, t("trial_balance")),
+    h("p", { class: balance.balanced ? "" : "error", id: "balanced" },
+      balance.balanced ? t("balanced") : t("not_balanced")),
+    table(
+      t("trial_balance"),
+      [t("unit"), t("accounts"), t("sum"), t("credit_total"), t("debit_total"), t("pending")],
+      balance.units.map((unit) => [
+        unitOf(unit.unit)?.name || unit.unit,
+        String(unit.account_count),
+        amount(unit.sum_of_balances, unit.unit),
+        amount(unit.total_positive_balances, unit.unit),
+        amount(unit.total_negative_balances, unit.unit),
+        String(unit.pending_transactions),
+      ]),
+    ),
+  );
+}
+
+async function inBatches(items, work) {
+  const results = [];
+  for (let start = 0; start < items.length; start += READS_IN_FLIGHT_MAX) {
+    results.push(...(await Promise.all(items.slice(start, start + READS_IN_FLIGHT_MAX).map(work))));
+  }
+  return results;
+}
+
+function nearLimit(account) {
+  const floor = account.min_balance;
+  const ceiling = account.max_balance;
+  const nearFloor = floor < 0 && account.available - floor <= -floor * NEAR_LIMIT_SHARE;
+  const incoming = account.balance + account.pending_credits;
+  const nearCeiling = ceiling > 0 && ceiling - incoming <= ceiling * NEAR_LIMIT_SHARE;
+  return nearFloor || nearCeiling;
+}
+
+async function nearLimits(context, unitOf) {
+  const slug = context.membership.community;
+  const page = await api.get(`/v1/communities/${slug}/members?limit=${MEMBERS_READ_MAX}`);
+  const refs = page.items.flatMap((member) => member.accounts.map((a) => [member, a]));
+  const accounts = await inBatches(refs, async ([member, ref]) => ({
+    member,
+    account: await api.get(`/v1/accounts/${ref.id}`),
+  }));
+  const near = accounts.filter(({ account }) => nearLimit(account));
+  const amount = (value, code) => formatAmount(value, unitOf(code), language());
+  return h(
+    "section",
+    { "aria-labelledby": "limits" },
+    h("h2", { id: "limits" }, t("near_limits")),
+    near.length
+      ? table(
+          t("near_limits"),
+          [t("member"), t("balance"), t("limits")],
+          near.map(({ member, account }) => [
+            member.display_name,
+            amount(account.balance, account.unit),
+            `${amount(account.min_balance, account.unit)} … ${amount(account.max_balance, account.unit)}`,
+          ]),
+        )
+      : h("p", {}, t("none_near")),
+  );
+}
+
+async function flows(context, unitOf) {
+  const slug = context.membership.community;
+  const now = new Date();
+  const from = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1)).toISOString();
+  const report = await api.get(`/v1/communities/${slug}/flows?from=${encodeURIComponent(from)}`);
+  const names = categories();
+  return h(
+    "section",
+    { "aria-labelledby": "flows" },
+    h("h2", { id: "flows" }, t("flows_month")),
+    report.items.length
+      ? table(
+          t("flows_month"),
+          [t("category"), t("exchanges"), t("total")],
+          report.items.map((flow) => [
+            names[flow.category] || flow.category || flow.kind,
+            String(flow.transactions),
+            formatAmount(flow.total, unitOf(flow.unit), language()),
+          ]),
+        )
+      : h("p", {}, t("no_flows")),
+  );
+}
+
+async function download(path, filename) {
+  const response = await api.raw(path);
+  const link = h("a", { href: URL.createObjectURL(await response.blob()), download: filename });
+  document.body.append(link);
+  link.click();
+  link.remove();
+}
+
+function exports(context) {
+  const slug = context.membership.community;
+  const month = h("input", { id: "export-month", type: "month", value: new Date().toISOString().slice(0, 7) });
+  const run = async () => {
+    const [year, number] = month.value.split("-").map(Number);
+    const from = new Date(Date.UTC(year, number - 1, 1)).toISOString();
+    const to = new Date(Date.UTC(year, number, 1)).toISOString();
+    const query = `from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`;
+    await download(`/v1/communities/${slug}/transactions.csv?${query}`, `${slug}-journal-${month.value}.csv`);
+  };
+  return h(
+    "section",
+    { "aria-labelledby": "exports" },
+    h("h2", { id: "exports" }, t("exports")),
+    h("div", { class: "field" }, h("label", { for: "export-month" }, t("month")), month),
+    h("button", { type: "button", onclick: run, id: "export-journal" }, t("export_journal")),
+  );
+}
+
+export async function auditScreen(context, unitOf) {
+  const slug = context.membership.community;
+  const balance = await api.get(`/v1/communities/${slug}/trial-balance`);
+  const [limits, flowsSection] = await Promise.all([
+    nearLimits(context, unitOf),
+    flows(context, unitOf),
+  ]);
+  return [
+    h("h1", { tabindex: "-1", id: "title" }, t("audit_title")),
+    trialBalance(balance, unitOf),
+    limits,
+    flowsSection,
+    exports(context),
+  ];
+}
