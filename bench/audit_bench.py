@@ -633,7 +633,7 @@ async def ledger_side(uri: str, log_directory: Path, *, logged: bool) -> LedgerS
         default_min_balance=-LIMIT_ABSOLUTE_MAX,
         default_max_balance=LIMIT_ABSOLUTE_MAX,
     )
-    keys = KeyStore(pool)
+    keys = KeyStore(pool, cache_ttl_s=settings.access_cache_ttl_s)
     members = [
         await _ledger_member(pool, store, keys, community.id, unit.id, index)
         for index in range(LEDGER_MEMBERS)

@@ -132,7 +132,7 @@ def create_app(settings: Settings, *, prepare: Preparation | None = None) -> web
             app[IDENTITIES] = IdentityService(pool, settings, keys)
             app[DIRECTORY] = Directory(pool, actor_cache_ttl_s=settings.access_cache_ttl_s)
             app[WEBHOOKS] = Subscriptions(pool)
-            app[KEYS] = KeyStore(pool)
+            app[KEYS] = KeyStore(pool, cache_ttl_s=settings.access_cache_ttl_s)
             app[POOLS] = PoolStore(pool, store, levy_cache_ttl_s=settings.access_cache_ttl_s)
             app[POLICIES] = PolicyStore(pool, store)
             app[CURRENCY] = CurrencyStore(pool, store, cache_ttl_s=settings.access_cache_ttl_s)

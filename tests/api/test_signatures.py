@@ -16,9 +16,10 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from tests.api.conftest import ApiClient
 from tests.api.world import HOURS, Person, World, expect, transfer
-from timebank.keys import DATABASE_POOL
+from timebank.keys import DATABASE_POOL, LEDGER
 from timebank.log.audit import check_logs
 from timebank.signing import intents
+from timebank.signing.keys import KeyStore
 
 
 class DeviceKey:
@@ -393,4 +394,30 @@ async def test_signed_transfers_posted_together_keep_only_the_signatures_of_what
             )
         }
         assert signed_ids == {body["id"] for body in bodies[:16]}
+        assert not [v for v in await check_logs(connection) if v.rows[0]["community"] == world.slug]
+
+
+async def test_a_key_revoked_elsewhere_signs_nothing_even_while_cached_here(
+    api: ApiClient, world: World
+) -> None:
+    """The service keeps live keys a moment; a revocation made through another
+    process is still caught by the database when the signed transfer is written,
+    and the log never holds a signature after its key's revocation."""
+    key = DeviceKey()
+    await register(api, world, world.alice, key)
+    origin = await origin_of(api, world)
+    first = signed_transfer(world, origin, key, world.alice, world.bob, 5)
+    await expect(await api.post("/v1/transactions", json=first, headers=world.alice.auth), 201)
+    other_process = KeyStore(api.app[DATABASE_POOL])
+    community_id = (await api.app[LEDGER].community_by_slug(world.slug)).id
+    await other_process.revoke(community_id, key.key_id)
+    second = signed_transfer(world, origin, key, world.alice, world.bob, 5)
+    refused = await expect(
+        await api.post("/v1/transactions", json=second, headers=world.alice.auth), 409
+    )
+    assert refused["code"] == "key_revoked"
+    async with api.app[DATABASE_POOL].acquire() as connection:
+        assert not await connection.fetchval(
+            "SELECT count(*) FROM transactions WHERE id = $1", uuid.UUID(second["id"])
+        )
         assert not [v for v in await check_logs(connection) if v.rows[0]["community"] == world.slug]

@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from timebank.errors import TimebankError
 from timebank.ledger.coalescer import Coalescer
-from timebank.ledger.errors import DatabaseUnavailable, LedgerError, LimitExceeded
+from timebank.ledger.errors import DatabaseUnavailable, LimitExceeded
 from timebank.ledger.models import (
     Outcome,
     TransactionRequest,
@@ -53,7 +54,7 @@ class RecordingLedger:
 
     async def post_many(
         self, requests: Sequence[TransactionRequest]
-    ) -> list[TransactionResult | LedgerError]:
+    ) -> list[TransactionResult | TimebankError]:
         self.batches.append(list(requests))
         await self.release.wait()
         if self.failure is not None:

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, Protocol, TypeVar
 
-from timebank.ledger.errors import LedgerError
+from timebank.errors import TimebankError
 from timebank.ledger.models import TransactionResult
 
 
@@ -34,7 +34,7 @@ class Postable(Protocol):
 
 
 R = TypeVar("R", bound=Postable)
-PostMany = Callable[[Sequence[R]], Awaitable[list[TransactionResult | LedgerError]]]
+PostMany = Callable[[Sequence[R]], Awaitable[list[TransactionResult | TimebankError]]]
 
 
 class Coalescer(Generic[R]):
@@ -109,7 +109,7 @@ class Coalescer(Generic[R]):
             for (_, future), result in zip(batch, results, strict=True):
                 if future.done():
                     continue
-                if isinstance(result, LedgerError):
+                if isinstance(result, TimebankError):
                     future.set_exception(result)
                 else:
                     future.set_result(result)

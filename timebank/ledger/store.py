@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from timebank.database import DatabaseConnection
+from timebank.errors import TimebankError
 from timebank.ledger import queries
 from timebank.ledger.coalescer import Coalescer
 from timebank.ledger.errors import (
@@ -58,6 +59,7 @@ from timebank.ledger.models import (
     validate_transaction,
 )
 from timebank.settings import Settings
+from timebank.signing.errors import KeyRevoked
 
 T = TypeVar("T")
 
@@ -359,7 +361,7 @@ class LedgerStore:
 
     async def _post_gathered(
         self, requests: Sequence[TransactionRequest]
-    ) -> list[TransactionResult | LedgerError]:
+    ) -> list[TransactionResult | TimebankError]:
         # Each was validated by post(); the coalescer makes a valid batch of them
         # (one community, distinct ids, at most coalesce_batch_size_max).
         if len(requests) > 1:
@@ -407,32 +409,36 @@ class LedgerStore:
 
     async def post_independent(
         self, requests: Sequence[TransactionRequest]
-    ) -> list[TransactionResult | LedgerError]:
+    ) -> list[TransactionResult | TimebankError]:
         """Writes each transaction on its own; one result or named error per item."""
         validate_batch(requests, expiry_max_s=self._settings.pending_expiry_max_s)
         return await self._post_each(requests)
 
     async def _post_each(
         self, requests: Sequence[TransactionRequest]
-    ) -> list[TransactionResult | LedgerError]:
+    ) -> list[TransactionResult | TimebankError]:
         """post_independent for requests already validated (each, and as a batch)."""
         rows = await self._fetch(queries.POST_EACH, *self.batch_arguments(requests))
         return self._results(requests, rows)
 
     def _results(
         self, requests: Sequence[TransactionRequest], rows: list[asyncpg.Record]
-    ) -> list[TransactionResult | LedgerError]:
-        """Each request's result or named error, from an independent batch's rows."""
+    ) -> list[TransactionResult | TimebankError]:
+        """Each request's result or named error, from an independent batch's rows
+        (a signed batch may also name a revoked key)."""
         rows.sort(key=lambda row: row["tx_index"])
         assert len(rows) == len(requests), "every transaction of the batch has a result"
-        results: list[TransactionResult | LedgerError] = []
+        results: list[TransactionResult | TimebankError] = []
         for request, row in zip(requests, rows, strict=True):
             if row["outcome"] in (Outcome.CREATED, Outcome.EXISTS):
                 results.append(_result(request, row))
             else:
                 context = json.loads(row["error_detail"]) if row["error_detail"] else {}
                 context.pop("index", None)
-                results.append(error_from_code(row["outcome"], context))
+                if row["outcome"] == KeyRevoked.code:
+                    results.append(KeyRevoked("the key was revoked", **context))
+                else:
+                    results.append(error_from_code(row["outcome"], context))
         return results
 
     def batch_arguments(self, requests: Sequence[TransactionRequest]) -> tuple[object, ...]:
@@ -494,7 +500,7 @@ class LedgerStore:
 
     async def _post_signed_gathered(
         self, signed: Sequence[SignedRequest]
-    ) -> list[TransactionResult | LedgerError]:
+    ) -> list[TransactionResult | TimebankError]:
         requests = [item.request for item in signed]
         rows = await self._fetch(
             queries.POST_SIGNED_EACH,

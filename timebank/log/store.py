@@ -110,6 +110,8 @@ class LogStore:
         self._pool = pool
         self._keys = keys
         self._origin_prefix = origin_prefix
+        # Origins never change once fixed: kept for the process's life.
+        self._origins: dict[uuid.UUID, str] = {}
 
     async def communities_behind(self) -> list[tuple[uuid.UUID, str]]:
         """Communities (id, slug) whose log grew since their last checkpoint."""
@@ -123,13 +125,18 @@ class LogStore:
 
     async def origin(self, community_id: uuid.UUID, slug: str) -> str:
         """The community's log origin (what signed intents name as their ledger),
-        fixed on first use."""
+        fixed on first use (and so kept once read)."""
+        known = self._origins.get(community_id)
+        if known is not None:
+            return known
 
         async def fetch() -> str:
             async with self._pool.acquire() as connection:
                 return await self._origin(connection, community_id, slug)
 
-        return await run_translated(fetch)
+        origin = await run_translated(fetch)
+        self._origins[community_id] = origin
+        return origin
 
     async def _origin(
         self, connection: DatabaseConnection, community_id: uuid.UUID, slug: str

@@ -3,6 +3,7 @@ database logs every registration and revocation (sql/0007_member_keys.sql)."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -66,9 +67,20 @@ def _key(row: asyncpg.Record) -> MemberKey:
     return MemberKey(**{**dict(row), "public_key": bytes(row["public_key"])})
 
 
+# The most keys kept in the cache before it starts over.
+KEYS_CACHED_MAX = 10_000
+
+
 class KeyStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    """Members' keys and the community's signature policy. Live keys and policies
+    may be kept for `cache_ttl_s` (changes made through this store apply at once):
+    the database still refuses a revoked key's signature when it is written."""
+
+    def __init__(self, pool: asyncpg.Pool, *, cache_ttl_s: float = 0.0) -> None:
         self._pool = pool
+        self._cache_ttl_s = cache_ttl_s
+        self._keys: dict[tuple[uuid.UUID, str], tuple[float, MemberKey]] = {}
+        self._policies: dict[uuid.UUID, tuple[float, str]] = {}
 
     async def register(
         self,
@@ -100,9 +112,21 @@ class KeyStore:
             raise DuplicateName("this key is already registered in this community", key_id=key_id)
         return _key(row)
 
-    async def get(self, community_id: uuid.UUID, key_id: str) -> MemberKey | None:
+    async def get(
+        self, community_id: uuid.UUID, key_id: str, *, cached: bool = False
+    ) -> MemberKey | None:
+        """The key; with `cached`, a live key seen within the cache's TTL."""
+        now = time.monotonic()
+        known = self._keys.get((community_id, key_id)) if cached else None
+        if known is not None and now - known[0] < self._cache_ttl_s:
+            return known[1]
         row = await run_translated(lambda: self._pool.fetchrow(SELECT_KEY, community_id, key_id))
-        return None if row is None else _key(row)
+        key = None if row is None else _key(row)
+        if key is not None and key.revoked_at is None and self._cache_ttl_s > 0:
+            if len(self._keys) >= KEYS_CACHED_MAX:
+                self._keys.clear()
+            self._keys[(community_id, key_id)] = (now, key)
+        return key
 
     async def of_person(
         self, person_id: uuid.UUID, community_id: uuid.UUID | None
@@ -126,12 +150,20 @@ class KeyStore:
         """Revokes a key (logged); signatures made before stay valid. Revoking twice
         changes nothing."""
         await run_translated(lambda: self._pool.execute(REVOKE_KEY, community_id, key_id))
+        self._keys.pop((community_id, key_id), None)
 
     async def policy(self, community_id: uuid.UUID) -> str:
+        """Whether signatures are `required` or `optional` here."""
+        now = time.monotonic()
+        known = self._policies.get(community_id)
+        if known is not None and now - known[0] < self._cache_ttl_s:
+            return known[1]
         policy = await run_translated(lambda: self._pool.fetchval(SELECT_POLICY, community_id))
         assert policy in ("optional", "required")
+        self._policies[community_id] = (now, str(policy))
         return str(policy)
 
     async def set_policy(self, community_id: uuid.UUID, signatures: str) -> None:
         assert signatures in ("optional", "required")
         await run_translated(lambda: self._pool.execute(UPSERT_POLICY, community_id, signatures))
+        self._policies.pop(community_id, None)

@@ -41,10 +41,17 @@ def decode(text: str, name: str) -> bytes:
 
 
 async def live_key(
-    keys: KeyStore, community_id: uuid.UUID, key_id: str, signers: Collection[uuid.UUID]
+    keys: KeyStore,
+    community_id: uuid.UUID,
+    key_id: str,
+    signers: Collection[uuid.UUID],
+    *,
+    cached: bool = False,
 ) -> MemberKey:
-    """The registered, unrevoked key, belonging to one of `signers` (parties)."""
-    key = await keys.get(community_id, key_id)
+    """The registered, unrevoked key, belonging to one of `signers` (parties).
+    `cached`: a live key seen within the cache's TTL will do, for writes whose
+    database call refuses a revoked key itself (signed transfers)."""
+    key = await keys.get(community_id, key_id, cached=cached)
     if key is None:
         raise KeyUnknown(f"no key {key_id} in this community", key_id=key_id)
     if key.revoked_at is not None:
@@ -91,7 +98,7 @@ async def verified_intent(
             now=datetime.now(UTC),
         )
     )
-    key = await live_key(keys, community_id, intent.key_id, signers)
+    key = await live_key(keys, community_id, intent.key_id, signers, cached=True)
     verified(key, signed, signature)
     return StoredSignature("intent", signed, signature, key.key_id)
 
