@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     database_pool_min_size: int = Field(default=2, ge=1, le=200)
     database_pool_max_size: int = Field(default=20, ge=1, le=200)
     database_command_timeout_s: float = Field(default=30.0, gt=0)
+    postgres_bin_dir: Path | None = Field(
+        default=None,
+        description="Directory of the pg_dump and pg_restore that `timebank backup` and "
+        "`restore` use. Unset: the oldest found (in the embedded server's package, "
+        "/usr/lib/postgresql/*/bin, PATH) that is at least the server's major version.",
+    )
     log_origin_prefix: str = Field(
         default="timebank.local",
         pattern=r"^[^\s+/][^\s+]{0,100}$",
