@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import statistics
 import sys
 import time
 from dataclasses import dataclass, field
@@ -30,6 +32,7 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from bench.http_bench import (
+    BUSY_MACHINE_CORES,
     CALLERS,
     CONNECTIONS_MAX,
     FULL,
@@ -109,12 +112,13 @@ async def sample_memory(pid: int, meter: CpuMeter, soak: Soak, began: float, sam
         )
 
 
-def cores_used(before: CpuSample | None, after: CpuSample | None) -> str:
+def cores_used(
+    before: CpuSample | None, after: CpuSample | None
+) -> tuple[float, float, float, float] | None:
     """Cores kept busy between two samples: by the bench, the service, PostgreSQL
     and other work on the machine (noise)."""
     if before is None or after is None:
-        return ""
-    elapsed = after.at_s - before.at_s
+        return None
     bench = after.bench_s - before.bench_s
     service = after.service_s - before.service_s
     database = 0.0
@@ -123,7 +127,17 @@ def cores_used(before: CpuSample | None, after: CpuSample | None) -> str:
             used - before.database_s.get(pid, 0.0) for pid, used in after.database_s.items()
         )
     others = max(0.0, after.machine_busy_s - before.machine_busy_s - bench - service - database)
-    return " ".join(f"{value / elapsed:>5.2f}" for value in (bench, service, database, others))
+    elapsed = after.at_s - before.at_s
+    return bench / elapsed, service / elapsed, database / elapsed, others / elapsed
+
+
+def window_cores(soak: Soak) -> list[tuple[float, float, float, float] | None]:
+    """cores_used over each window of the run."""
+    starts = [soak.start, *soak.memory[:-1]]
+    return [
+        cores_used(start.cpu if start else None, sample.cpu)
+        for start, sample in zip(starts, soak.memory, strict=True)
+    ]
 
 
 async def run_soak(
@@ -183,8 +197,7 @@ def print_windows(soak: Soak) -> None:
     )
     print(header)
     print("-" * len(header))
-    previous = soak.start
-    for number, sample in enumerate(soak.memory):
+    for number, (sample, cores) in enumerate(zip(soak.memory, window_cores(soak), strict=True)):
         start_s = number * SAMPLE_INTERVAL_S
         window = latencies_between(soak, start_s, start_s + SAMPLE_INTERVAL_S)
         cells = (
@@ -192,12 +205,24 @@ def print_windows(soak: Soak) -> None:
             if window
             else f"{'-':>7} {'-':>7} {'-':>8}"
         )
+        cores_cells = " ".join(f"{value:>5.2f}" for value in cores) if cores else ""
         print(
             f"{start_s:>5.0f}-{start_s + SAMPLE_INTERVAL_S:<4.0f}s {len(window):>9,} {cells} "
-            f"{sample.rss_bytes / 2**20:>8.1f} {sample.errors:>6}"
-            f"         {cores_used(previous.cpu if previous else None, sample.cpu)}"
+            f"{sample.rss_bytes / 2**20:>8.1f} {sample.errors:>6}         {cores_cells}"
         )
-        previous = sample
+
+
+def warn_if_busy(soak: Soak) -> None:
+    """Says when other work took a large share of the machine: then the latency
+    figures say more about the neighbours than about the service."""
+    others = [cores[3] for cores in window_cores(soak) if cores is not None]
+    busy = [value for value in others if value > BUSY_MACHINE_CORES]
+    if busy:
+        print(
+            f"WARNING: other work kept more than {BUSY_MACHINE_CORES} cores busy in"
+            f" {len(busy)} of {len(others)} windows (median {statistics.median(others):.2f}"
+            f" of {os.cpu_count()} cores): the latency figures are noisy"
+        )
 
 
 def checks(soak: Soak) -> list[tuple[str, str, str, bool]]:
@@ -244,6 +269,7 @@ def print_summary(soak: Soak) -> bool:
         f"{SAMPLE_INTERVAL_S:.0f} s"
     )
     print_windows(soak)
+    warn_if_busy(soak)
     print()
     verdicts = checks(soak)
     for name, target, value, passed in verdicts:

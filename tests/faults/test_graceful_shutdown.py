@@ -6,7 +6,10 @@ a restart gives exactly once."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +92,33 @@ async def a_request_waiting_on(stage: Stage, blocker: asyncpg.Connection[Any]) -
     await eventually(waiting, "the transfer waits for the account's lock")
 
 
+@dataclass(frozen=True)
+class HeldTransfer:
+    """A transfer the test holds on a lock, sent before the service got SIGTERM."""
+
+    request: asyncio.Task[tuple[int, Any]]
+    blocker: asyncpg.Connection[Any]
+    transaction_id: uuid.UUID
+    signalled_at: float
+
+
+@contextlib.asynccontextmanager
+async def sigterm_while_a_transfer_waits(stage: Stage) -> AsyncIterator[HeldTransfer]:
+    """Holds the payer's account lock, sends a transfer from it, waits until the
+    transfer waits for the lock, then sends SIGTERM; lets the lock go at the end."""
+    payer, payee = stage.community.members[:2]
+    transaction_id = uuid.uuid4()
+    blocker = await lock_account(stage.database_uri, payer.account_id)
+    try:
+        async with aiohttp.ClientSession() as session:
+            request = asyncio.create_task(transfer(session, stage, payer, payee, transaction_id))
+            await a_request_waiting_on(stage, blocker)
+            stage.service.terminate()
+            yield HeldTransfer(request, blocker, transaction_id, asyncio.get_running_loop().time())
+    finally:
+        await blocker.close()
+
+
 async def test_sigterm_lets_a_slow_request_finish_refuses_new_connections_and_exits_0(
     fault_database: str, tmp_path: Path
 ) -> None:
@@ -98,31 +128,19 @@ async def test_sigterm_lets_a_slow_request_finish_refuses_new_connections_and_ex
     check` passes."""
     loop = asyncio.get_running_loop()
     async with staged(fault_database, tmp_path, SETTINGS) as stage:
-        payer, payee = stage.community.members[:2]
-        transaction_id = uuid.uuid4()
-        blocker = await lock_account(fault_database, payer.account_id)
-        try:
-            async with aiohttp.ClientSession() as session:
-                request = asyncio.create_task(
-                    transfer(session, stage, payer, payee, transaction_id)
-                )
-                await a_request_waiting_on(stage, blocker)
-                stage.service.terminate()
-                signalled_at = loop.time()
-                await eventually(
-                    lambda: refuses_connections(stage.service.port),
-                    "new connections are refused",
-                    timeout_s=GRACE_S,
-                )
-                assert not request.done(), "the request in flight was cut"
-                await blocker.execute("ROLLBACK")
-                status, body = await asyncio.wait_for(request, GRACE_S)
-        finally:
-            await blocker.close()
-        assert (status, body["id"]) == (201, str(transaction_id))
+        async with sigterm_while_a_transfer_waits(stage) as held:
+            await eventually(
+                lambda: refuses_connections(stage.service.port),
+                "new connections are refused",
+                timeout_s=GRACE_S,
+            )
+            assert not held.request.done(), "the request in flight was cut"
+            await held.blocker.execute("ROLLBACK")
+            status, body = await asyncio.wait_for(held.request, GRACE_S)
+        assert (status, body["id"]) == (201, str(held.transaction_id))
         assert await stage.service.exit_code(EXIT_BOUND_S) == 0
-        assert loop.time() - signalled_at < EXIT_BOUND_S
-        assert await stored(fault_database, transaction_id) == 1
+        assert loop.time() - held.signalled_at < EXIT_BOUND_S
+        assert await stored(fault_database, held.transaction_id) == 1
         await assert_ledger_checks(stage.service.environment)
 
 
@@ -135,27 +153,16 @@ async def test_a_request_outlasting_the_grace_is_cut_and_a_retry_by_id_is_exactl
     committed) and the transaction is there once."""
     loop = asyncio.get_running_loop()
     async with staged(fault_database, tmp_path, SETTINGS) as stage:
-        payer, payee = stage.community.members[:2]
-        transaction_id = uuid.uuid4()
-        blocker = await lock_account(fault_database, payer.account_id)
-        try:
-            async with aiohttp.ClientSession() as session:
-                request = asyncio.create_task(
-                    transfer(session, stage, payer, payee, transaction_id)
-                )
-                await a_request_waiting_on(stage, blocker)
-                stage.service.terminate()
-                signalled_at = loop.time()
-                with pytest.raises(aiohttp.ClientError):
-                    await asyncio.wait_for(request, EXIT_BOUND_S)
-                assert await stage.service.exit_code(EXIT_BOUND_S) == 0
-                assert loop.time() - signalled_at < EXIT_BOUND_S
-        finally:
-            await blocker.close()
+        async with sigterm_while_a_transfer_waits(stage) as held:
+            with pytest.raises(aiohttp.ClientError):
+                await asyncio.wait_for(held.request, EXIT_BOUND_S)
+            assert await stage.service.exit_code(EXIT_BOUND_S) == 0
+            assert loop.time() - held.signalled_at < EXIT_BOUND_S
         await stage.service.start()
+        payer, payee = stage.community.members[:2]
         async with aiohttp.ClientSession() as session:
-            status, body = await transfer(session, stage, payer, payee, transaction_id)
+            status, body = await transfer(session, stage, payer, payee, held.transaction_id)
         assert status in (200, 201)
-        assert body["id"] == str(transaction_id)
-        assert await stored(fault_database, transaction_id) == 1
+        assert body["id"] == str(held.transaction_id)
+        assert await stored(fault_database, held.transaction_id) == 1
         await assert_ledger_checks(stage.service.environment)
