@@ -562,13 +562,22 @@ async def open_loop(
 ) -> list[float]:
     """Starts requests at Poisson arrivals of rate_per_s for duration_s, whatever
     the answers do; each latency runs from the request's intended start."""
+    timed = await open_loop_timed(operation, rate_per_s, duration_s, seed)
+    return [latency_ms for _, latency_ms in timed]
+
+
+async def open_loop_timed(
+    operation: Operation, rate_per_s: float, duration_s: float, seed: int
+) -> list[tuple[float, float]]:
+    """open_loop's latencies, each with its request's intended start in seconds
+    from the beginning (to cut a long run into windows)."""
     generator = random.Random(seed)
-    latencies_ms: list[float] = []
+    latencies_ms: list[tuple[float, float]] = []
     running: set[asyncio.Task[None]] = set()
 
     async def one(intended_at: float) -> None:
         await operation(generator)
-        latencies_ms.append((time.perf_counter() - intended_at) * 1000)
+        latencies_ms.append((intended_at - began, (time.perf_counter() - intended_at) * 1000))
 
     began = time.perf_counter()
     next_at = began
@@ -727,11 +736,22 @@ def service_directory() -> Iterator[Path]:
         yield Path(directory)
 
 
-async def main(mode: Mode, profile: Path | None) -> int:
-    configure_logging(Settings(log_format="console", log_level="warning"))
+@dataclass(frozen=True)
+class BenchService:
+    """The service running on a scratch database, with an operator to set it up."""
+
+    service: Service
+    database_uri: str
+    operator_email: str
+
+
+@contextlib.asynccontextmanager
+async def bench_service(settings: dict[str, str] | None = None) -> AsyncIterator[BenchService]:
+    """`timebank serve` on a scratch database (and data directory) with a platform
+    operator made by the CLI; `settings`: more environment for the service."""
     with service_directory() as data_dir:
         async with bench_database() as uri:
-            environment = service_environment(uri, data_dir)
+            environment = service_environment(uri, data_dir) | (settings or {})
             log = data_dir / "service.log"
             operator_email = f"operator-{secrets.token_hex(3)}@example.org"
             await run_timebank(
@@ -740,7 +760,15 @@ async def main(mode: Mode, profile: Path | None) -> int:
                 *("admin", "create-operator", "--email", operator_email, "--password", PASSWORD),
             )
             async with running_service(environment, log) as service:
-                results, settings = await run_against(service, uri, operator_email, mode, profile)
+                yield BenchService(service, uri, operator_email)
+
+
+async def main(mode: Mode, profile: Path | None) -> int:
+    configure_logging(Settings(log_format="console", log_level="warning"))
+    async with bench_service() as bench:
+        results, settings = await run_against(
+            bench.service, bench.database_uri, bench.operator_email, mode, profile
+        )
     print_summary(results, mode, settings)
     if profile is not None and profile.suffix not in PROFILE_FORMATS:
         print_profile_summary(profile)

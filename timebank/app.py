@@ -70,7 +70,11 @@ logger = structlog.get_logger(__name__)
 
 REQUEST_BODY_SIZE_MAX_BYTES = 4 * 1024 * 1024
 EXPIRY_BATCH_SIZE = 1_000
-SHUTDOWN_GRACE_S = 10.0
+# After the grace: how long writes handed to the ledger get to end before the
+# pool is closed (which cuts them; the database rolls them back).
+SHUTDOWN_DRAIN_TIMEOUT_S = 2.0
+# Set when the service begins to stop: background work winds down with the requests.
+STOPPING = web.AppKey("stopping", asyncio.Event)
 
 Preparation = Callable[[Services], Awaitable[None]]
 
@@ -116,6 +120,8 @@ def create_app(settings: Settings, *, prepare: Preparation | None = None) -> web
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
+    app[STOPPING] = asyncio.Event()
+    app.on_shutdown.append(_begin_stopping)
     app.add_routes(api.routes())
     # The old readiness path, kept for the CLI's and Docker's health checks.
     app.router.add_get("/health", health.ready)
@@ -152,22 +158,41 @@ def create_app(settings: Settings, *, prepare: Preparation | None = None) -> web
             policy_runner = asyncio.create_task(
                 run_policies_forever(app[POLICIES], settings.policy_run_interval_s)
             )
-            async with webhook_delivery(pool, settings):
+            async with webhook_delivery(pool, settings, app[STOPPING]):
                 yield
             for task in (sweeper, checkpointer, policy_runner):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            await store.drain()
+            await _drain_writes(store)
 
     app.cleanup_ctx.append(database_context)
     return app
 
 
+async def _begin_stopping(app: web.Application) -> None:
+    """Runs when the listening sockets are closed, before requests in flight are
+    waited for: the webhook worker starts flushing at the same time."""
+    app[STOPPING].set()
+
+
+async def _drain_writes(store: LedgerStore) -> None:
+    """Waits for writes handed to the ledger to end, within a bound: one stuck on
+    a lock must not hold the process (the pool's closing cuts it)."""
+    try:
+        await asyncio.wait_for(store.drain(), SHUTDOWN_DRAIN_TIMEOUT_S)
+    except TimeoutError:
+        logger.warning("writes_cut_at_shutdown", waited_s=SHUTDOWN_DRAIN_TIMEOUT_S)
+
+
 async def serve(settings: Settings, *, prepare: Preparation | None = None) -> None:
-    """Runs the HTTP server until SIGINT or SIGTERM, then shuts down cleanly."""
+    """Runs the HTTP server until SIGINT or SIGTERM, then shuts down cleanly: stops
+    listening (new connections are refused), closes idle connections, gives the
+    requests in flight and the webhook deliveries `shutdown_grace_s` to finish (then
+    cancels them), stops the background work, waits a bounded time for the
+    ledger's writes and closes the pool."""
     app = create_app(settings, prepare=prepare)
-    runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_GRACE_S, access_log=None)
+    runner = web.AppRunner(app, shutdown_timeout=settings.shutdown_grace_s, access_log=None)
     log_flusher = asyncio.create_task(flush_logs_forever())
     await runner.setup()
     try:
@@ -182,7 +207,7 @@ async def serve(settings: Settings, *, prepare: Preparation | None = None) -> No
         for signal_number in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signal_number, stop.set)
         await stop.wait()
-        logger.info("stopping")
+        logger.info("stopping", grace_s=settings.shutdown_grace_s)
     finally:
         await runner.cleanup()
         log_flusher.cancel()

@@ -1,4 +1,4 @@
-"""The `timebank` command: serve, migrate, check, demo."""
+"""The `timebank` command: serve, migrate, check, demo, backup, restore, audit."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from pydantic import ValidationError as SettingsValidationError
 from timebank.app import serve, signing_keys_directory
 from timebank.auth.service import IdentityService
 from timebank.auth.signing_keys import KeyRing
+from timebank.backup import BackupError, create_backup, default_backup_path, restore_backup
 from timebank.database import DatabaseError
 from timebank.demo import create_demo_community
 from timebank.errors import TimebankError
-from timebank.ledger.invariants import check_invariants
+from timebank.ledger.invariants import InvariantViolation, check_invariants
 from timebank.ledger.store import LedgerStore
 from timebank.log.audit import BundleError, check_logs, export_bundle, verify_bundle
 from timebank.logging import configure_logging
@@ -55,6 +56,21 @@ def _parser() -> argparse.ArgumentParser:
     operator.add_argument("--name", default="Operator", help="display name")
     commands.add_parser(
         "check", help="verify the ledger's invariants and its log; exit 1 if any fails"
+    )
+    backup = commands.add_parser(
+        "backup", help="write the database and the keys to one file (mode 0600)"
+    )
+    backup.add_argument(
+        "--output", type=Path, help="file to write (default: timebank-backup-<UTC time>.tar)"
+    )
+    restore = commands.add_parser(
+        "restore", help="restore a backup into an empty database, then check it"
+    )
+    restore.add_argument("backup", type=Path)
+    restore.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the target database's content and any key of the same name",
     )
     audit = commands.add_parser("audit", help="export or verify a community's log").add_subparsers(
         dest="audit_command", required=True, metavar="AUDIT_COMMAND"
@@ -100,12 +116,49 @@ async def _check(settings: Settings) -> int:
     async with migrated_database(settings) as (pool, _), pool.acquire() as connection:
         violations = await check_invariants(connection, ALL_INVARIANT_QUERIES)
         violations += await check_logs(connection)
+    return _report(violations)
+
+
+def _report(violations: list[InvariantViolation]) -> int:
     if not violations:
         print("ledger invariants hold")
         return EXIT_OK
     for violation in violations:
         print(f"invariant broken: {violation.describe()}")
     return EXIT_FAILED
+
+
+async def _backup(settings: Settings, output: Path | None) -> int:
+    summary = await create_backup(
+        settings, output or default_backup_path(), signing_keys_directory(settings)
+    )
+    print(
+        f"backup written to {summary.path} ({summary.size_bytes:,} bytes, mode 0600):"
+        f" the database (PostgreSQL {summary.server_major_version})"
+        f" and {summary.key_files} key files; it holds secrets: store it encrypted"
+    )
+    if summary.key_files == 0:
+        print(
+            f"timebank: warning: no keys in {signing_keys_directory(settings)}",
+            file=sys.stderr,
+        )
+    return EXIT_OK
+
+
+async def _restore(settings: Settings, backup: Path, force: bool) -> int:
+    summary = await restore_backup(settings, backup, signing_keys_directory(settings), force=force)
+    replaced = " (its previous content replaced)" if summary.replaced else ""
+    print(
+        f"restored {backup} into the database{replaced}"
+        f" and {summary.key_files} key files into {signing_keys_directory(settings)}"
+    )
+    if summary.key_files == 0:
+        print(
+            "timebank: warning: the backup holds no keys: the next log checkpoints will be"
+            " signed with new keys that auditors do not know; restore the old keys first",
+            file=sys.stderr,
+        )
+    return _report(summary.violations)
 
 
 async def _export(settings: Settings, slug: str, output: Path | None) -> int:
@@ -182,6 +235,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_migrate(settings))
         if arguments.command == "check":
             return asyncio.run(_check(settings))
+        if arguments.command == "backup":
+            return asyncio.run(_backup(settings, arguments.output))
+        if arguments.command == "restore":
+            return asyncio.run(_restore(settings, arguments.backup, arguments.force))
         if arguments.command == "audit" and arguments.audit_command == "verify":
             return _verify(arguments.bundle, arguments.earlier, arguments.jobs)
         if arguments.command == "audit":
@@ -196,7 +253,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
             runner.run(serve(settings, prepare=prepare))
         return EXIT_OK
-    except (DatabaseError, MigrationError, TimebankError, OSError, BundleError) as error:
+    except (
+        DatabaseError,
+        MigrationError,
+        TimebankError,
+        OSError,
+        BundleError,
+        BackupError,
+    ) as error:
         print(f"timebank: error: {error}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:

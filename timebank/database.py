@@ -148,6 +148,17 @@ async def end_open_transaction(connection: asyncpg.Connection[asyncpg.Record]) -
         await connection.execute("ROLLBACK")
 
 
+async def close_pool(pool: asyncpg.Pool, timeout_s: float) -> None:
+    """Closes the pool, waiting up to timeout_s for connections in use to come
+    back; then cuts them (the server rolls their transactions back), so a query
+    stuck on a lock cannot hold a stopping process."""
+    try:
+        await asyncio.wait_for(pool.close(), timeout_s)
+    except TimeoutError:
+        logger.warning("database_pool_terminated", waited_s=timeout_s)
+        pool.terminate()
+
+
 async def create_pool(uri: str, settings: Settings) -> asyncpg.Pool:
     """A connection pool; fails with DatabaseError (one line) when unreachable."""
     try:

@@ -15,7 +15,7 @@ from pathlib import Path
 import asyncpg
 import structlog
 
-from timebank.database import DatabaseConnection, create_pool, database_uri
+from timebank.database import DatabaseConnection, close_pool, create_pool, database_uri
 from timebank.settings import Settings
 
 logger = structlog.get_logger(__name__)
@@ -23,6 +23,8 @@ logger = structlog.get_logger(__name__)
 # Arbitrary but fixed: the key of the advisory lock that serialises migrators.
 MIGRATION_LOCK_KEY = 0x7469_6D65_6261_6E6B  # "timebank"
 MIGRATION_FILE_PATTERN = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+# How long a closing pool waits for connections in use before it cuts them.
+POOL_CLOSE_TIMEOUT_S = 3.0
 
 CREATE_MIGRATIONS_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -121,4 +123,4 @@ async def migrated_database(
                 applied = await apply_migrations(connection)
             yield pool, applied
         finally:
-            await pool.close()
+            await close_pool(pool, POOL_CLOSE_TIMEOUT_S)

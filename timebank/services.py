@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import asyncpg
+
 from timebank.auth.directory import Directory
 from timebank.ledger.store import LedgerStore
 from timebank.policies.currency import CurrencyStore
 from timebank.policies.store import PolicyStore
 from timebank.pools.store import PoolStore
+from timebank.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,3 +22,16 @@ class Services:
     pools: PoolStore
     policies: PolicyStore
     currency: CurrencyStore
+
+
+def services_on(pool: asyncpg.Pool, settings: Settings) -> Services:
+    """The stores on a pool, as the service makes them (for tools and tests)."""
+    ledger = LedgerStore(pool, settings)
+    ttl_s = settings.access_cache_ttl_s
+    return Services(
+        ledger=ledger,
+        directory=Directory(pool, actor_cache_ttl_s=ttl_s),
+        pools=PoolStore(pool, ledger, levy_cache_ttl_s=ttl_s),
+        policies=PolicyStore(pool, ledger),
+        currency=CurrencyStore(pool, ledger, cache_ttl_s=ttl_s),
+    )

@@ -32,7 +32,8 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(
         default_factory=default_data_dir,
-        description="Where the embedded PostgreSQL keeps its files (and, later, the keys).",
+        description="Where the embedded PostgreSQL keeps its files (postgres/) and the "
+        "service its keys (keys/).",
     )
     embedded_database_name: str = Field(
         default="timebank", description="Database created inside the embedded server."
@@ -42,6 +43,20 @@ class Settings(BaseSettings):
     database_pool_min_size: int = Field(default=2, ge=1, le=200)
     database_pool_max_size: int = Field(default=20, ge=1, le=200)
     database_command_timeout_s: float = Field(default=30.0, gt=0)
+    postgres_bin_dir: Path | None = Field(
+        default=None,
+        description="Directory of the pg_dump and pg_restore that `timebank backup` and "
+        "`restore` use. Unset: the oldest found (in the embedded server's package, "
+        "/usr/lib/postgresql/*/bin, PATH) that is at least the server's major version.",
+    )
+    shutdown_grace_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="After SIGTERM (or Ctrl-C), how long requests in flight and webhook "
+        "deliveries get to finish before they are cut; the process then exits within "
+        "5 more seconds (writes still running get 2 s, the database pool 3 s to close).",
+    )
     log_origin_prefix: str = Field(
         default="timebank.local",
         pattern=r"^[^\s+/][^\s+]{0,100}$",

@@ -1,4 +1,5 @@
-"""The real application on the session's database, served to an aiohttp client."""
+"""The real application on the session's database, served to an aiohttp client;
+a webhook receiver and subscriptions to it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from tests.api.world import World, build_world
+from tests.api.webhook_receiver import TRANSACTION_EVENTS, Receiver, Subscribe, Subscribed
+from tests.api.world import World, build_world, expect
 from timebank.app import create_app
 from timebank.settings import Settings
 
@@ -34,3 +36,36 @@ async def api(api_settings: Settings) -> AsyncIterator[ApiClient]:
 async def world(api: ApiClient) -> World:
     """A community set up through the API, with a person per role."""
     return await build_world(api)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    receiver = Receiver()
+    await receiver.start()
+    yield receiver
+    await receiver.stop()
+
+
+@pytest.fixture
+async def subscribe(api: ApiClient, world: World) -> AsyncIterator[Subscribe]:
+    """Subscribes the world's community through the API; unsubscribes at the end, so
+    no later test's worker keeps retrying a receiver that is gone."""
+    made: list[str] = []
+
+    async def create(url: str) -> Subscribed:
+        body = await expect(
+            await api.post(
+                f"/v1/communities/{world.slug}/webhooks",
+                json={"url": url, "events": TRANSACTION_EVENTS},
+                headers=world.admin.auth,
+            ),
+            201,
+        )
+        made.append(body["id"])
+        return Subscribed(body["id"], body["secret"])
+
+    yield create
+    for subscription_id in made:
+        await api.delete(
+            f"/v1/communities/{world.slug}/webhooks/{subscription_id}", headers=world.admin.auth
+        )

@@ -203,6 +203,17 @@ class Service:
         self._process.kill()
         await self._process.wait()
 
+    def terminate(self) -> None:
+        """SIGTERM, without waiting: the test watches the shutdown."""
+        assert self._process is not None
+        assert self.running
+        self._process.send_signal(signal.SIGTERM)
+
+    async def exit_code(self, timeout_s: float) -> int:
+        """The exit code, once the process has ended (TimeoutError after timeout_s)."""
+        assert self._process is not None
+        return await asyncio.wait_for(self._process.wait(), timeout_s)
+
     async def stop(self) -> int:
         """SIGTERM, as an operator stops it; its exit code (SIGKILL after a while)."""
         if self._process is None:
@@ -472,11 +483,14 @@ class Stage:
 
 
 @contextlib.asynccontextmanager
-async def staged(database_uri: str, directory: Path) -> AsyncIterator[Stage]:
-    """Starts the service on database_uri (keys under directory) while the CLI
-    creates an operator, sets a community up through the API; stops the service
-    (SIGKILL if SIGTERM does not do it) when the block ends."""
-    environment = service_environment(database_uri, directory / "service")
+async def staged(
+    database_uri: str, directory: Path, settings: dict[str, str] | None = None
+) -> AsyncIterator[Stage]:
+    """Starts the service on database_uri (keys under directory; `settings`: more
+    environment) while the CLI creates an operator, sets a community up through
+    the API; stops the service (SIGKILL if SIGTERM does not do it) when the block
+    ends."""
+    environment = service_environment(database_uri, directory / "service") | (settings or {})
     service = Service(environment, directory / "service.log")
     operator_email = f"operator-{secrets.token_hex(3)}@example.org"
     # Keys of its own: the service's are made by the service alone.

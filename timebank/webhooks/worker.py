@@ -214,35 +214,61 @@ class DeliveryWorker:
         self._request_timeout_s = settings.webhook_request_timeout_s
         self._in_flight_max = settings.webhook_deliveries_in_flight_max
         self._lease_s = settings.webhook_request_timeout_s + LEASE_MARGIN_S
+        self._flush_timeout_s = settings.shutdown_grace_s
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """Claims nothing more; run() returns once the deliveries in flight are
+        recorded (those still running after the shutdown grace are interrupted)."""
+        self._stopping.set()
 
     async def run(self) -> None:
         """Claims as much due work as there is room for, then waits for a delivery to
-        end (its subscription's next event may be due at once) or for the next poll."""
+        end (its subscription's next event may be due at once), for the next poll or
+        for stop(); then flushes what is in flight."""
         in_flight: set[asyncio.Task[None]] = set()
+        stopping = asyncio.create_task(self._stopping.wait())
         try:
-            while True:
+            while not self._stopping.is_set():
                 room = self._in_flight_max - len(in_flight)
                 if room > 0:
                     for claim in await self._claim_safely(room):
                         in_flight.add(asyncio.create_task(self._deliver(claim)))
-                in_flight = await self._wait(in_flight)
+                in_flight = await self._wait(in_flight, stopping)
+            in_flight = await self._flush(in_flight)
         finally:
+            stopping.cancel()
             for task in in_flight:
                 task.cancel()
             await asyncio.gather(*in_flight, return_exceptions=True)
 
-    async def _wait(self, in_flight: set[asyncio.Task[None]]) -> set[asyncio.Task[None]]:
-        if not in_flight:
-            await asyncio.sleep(self._poll_interval_s)
-            return in_flight
-        done, still_running = await asyncio.wait(
-            in_flight, timeout=self._poll_interval_s, return_when=asyncio.FIRST_COMPLETED
+    async def _wait(
+        self, in_flight: set[asyncio.Task[None]], stopping: asyncio.Task[bool]
+    ) -> set[asyncio.Task[None]]:
+        done, _ = await asyncio.wait(
+            {*in_flight, stopping},
+            timeout=self._poll_interval_s,
+            return_when=asyncio.FIRST_COMPLETED,
         )
+        self._log_crashes({task for task in in_flight if task in done})
+        return {task for task in in_flight if not task.done()}
+
+    async def _flush(self, in_flight: set[asyncio.Task[None]]) -> set[asyncio.Task[None]]:
+        """Lets the deliveries in flight end and be recorded, within the grace;
+        returns those still running (they are interrupted: due again at once)."""
+        if not in_flight:
+            return in_flight
+        logger.info("webhook_worker_flushing", in_flight=len(in_flight))
+        done, still_running = await asyncio.wait(in_flight, timeout=self._flush_timeout_s)
+        self._log_crashes(done)
+        return still_running
+
+    @staticmethod
+    def _log_crashes(done: set[asyncio.Task[None]]) -> None:
         for task in done:
             if not task.cancelled() and (error := task.exception()) is not None:
                 # A bug in one delivery: its lease runs out and it is sent again.
                 logger.error("webhook_delivery_crashed", exc_info=error)
-        return still_running
 
     async def _claim_safely(self, limit: int) -> list[Claim]:
         try:
@@ -331,8 +357,13 @@ class DeliveryWorker:
 
 
 @contextlib.asynccontextmanager
-async def webhook_delivery(pool: asyncpg.Pool, settings: Settings) -> AsyncIterator[None]:
-    """Runs a delivery worker in the background while inside (if enabled)."""
+async def webhook_delivery(
+    pool: asyncpg.Pool, settings: Settings, stopping: asyncio.Event | None = None
+) -> AsyncIterator[None]:
+    """Runs a delivery worker in the background while inside (if enabled). When
+    `stopping` is set (the service was asked to stop) or the block ends, the worker
+    claims nothing more and flushes its deliveries in flight within the shutdown
+    grace: each is recorded, delivered or interrupted."""
     if not settings.webhook_delivery_enabled:
         yield
         return
@@ -342,11 +373,18 @@ async def webhook_delivery(pool: asyncpg.Pool, settings: Settings) -> AsyncItera
     ) as session:
         worker = DeliveryWorker(pool, session, settings)
         task = asyncio.create_task(worker.run())
+        # Stopping starts with the HTTP shutdown, so both use the same grace.
+        watcher = asyncio.create_task((stopping or asyncio.Event()).wait())
+        watcher.add_done_callback(lambda _: worker.stop())
         logger.info("webhook_worker_started")
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            watcher.cancel()
+            worker.stop()
+            try:
                 await task
+            except asyncio.CancelledError:
+                task.cancel()
+                raise
             logger.info("webhook_worker_stopped")
