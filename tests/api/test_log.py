@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -14,10 +15,14 @@ from tests.api.world import World, build_world, expect, transfer
 from timebank.log import merkle
 from timebank.log.audit import verify_bundle
 from timebank.log.note import (
+    COSIGNATURE_V1_TYPE,
     Verifier,
     add_signature,
+    cosignature_of,
+    format_signature_line,
     format_verifier_key,
     parse_checkpoint,
+    parse_note,
     parse_verifier_key,
     verify_note,
 )
@@ -234,3 +239,47 @@ async def test_a_receipt_proves_a_transaction_is_in_the_log(api: ApiClient, worl
         )
         kinds.append(json.loads(item["entry"])["type"])
     assert kinds == ["transaction", "resolution"]
+
+
+async def test_a_cosignature_v1_witness_is_accepted_and_a_future_one_refused(
+    api: ApiClient, world: World
+) -> None:
+    """A witness registered with a cosignature/v1 key (type 0x04) hands in a
+    timestamped cosignature (c2sp.org/tlog-cosignature): kept and served; one dated
+    an hour ahead is refused and nothing of it is kept."""
+    witness_key = Ed25519PrivateKey.generate()
+    witness = Verifier.from_public_key(
+        "witness.example/v1", witness_key.public_key(), COSIGNATURE_V1_TYPE
+    )
+    await expect(
+        await api.post(
+            f"/v1/communities/{world.slug}/log/witnesses",
+            json={"vkey": format_verifier_key(witness)},
+            headers=world.admin.auth,
+        ),
+        201,
+    )
+    checkpoint = await checkpoint_of(api, world)
+    body = parse_note(str(checkpoint["note"])).body
+    path = f"/v1/communities/{world.slug}/log/cosignatures"
+    ahead = cosignature_of(body, witness.name, witness_key, int(time.time()) + 3600)
+    refused = await expect(
+        await api.post(
+            path,
+            json={"note": str(checkpoint["note"]) + format_signature_line(ahead)},
+            headers=world.treasurer.auth,
+        ),
+        422,
+    )
+    assert "future" in refused["detail"]
+    now = cosignature_of(body, witness.name, witness_key, int(time.time()))
+    answer = await expect(
+        await api.post(
+            path,
+            json={"note": str(checkpoint["note"]) + format_signature_line(now)},
+            headers=world.treasurer.auth,
+        ),
+        200,
+    )
+    assert answer["cosignatures"] == [format_signature_line(now)]
+    assert verify_note(str(checkpoint["note"]) + answer["cosignatures"][0], [witness]).signers

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -20,6 +21,7 @@ from hypothesis import strategies as st
 
 from timebank.log.merkle import EMPTY_ROOT, HASH_SIZE, TREE_SIZE_MAX
 from timebank.log.note import (
+    COSIGNATURE_V1_TYPE,
     NOTE_SIZE_MAX_BYTES,
     SIGNATURES_MAX,
     AmbiguousVerifiers,
@@ -36,6 +38,8 @@ from timebank.log.note import (
     VerifiedNote,
     Verifier,
     add_signature,
+    cosignature_of,
+    cosignature_time,
     ed25519_key_id,
     format_checkpoint,
     format_signature_line,
@@ -484,3 +488,50 @@ def test_parsing_anything_raises_only_note_errors(note: str | bytes) -> None:
         parse_note(note)
     with contextlib.suppress(NoteError):
         parse_checkpoint(note if isinstance(note, str) else note.decode("latin-1"))
+
+
+# c2sp.org/tlog-cosignature: cosignature/v1 (type 0x04).
+
+
+def test_a_cosignature_v1_key_id_is_the_spec_hash_with_type_4() -> None:
+    """SHA-256(name || "\\n" || 0x04 || public key)[:4], as tlog-cosignature says; the
+    same key's note key (type 0x01) has another id; vkeys round trip with their type."""
+    key = Ed25519PrivateKey.generate()
+    raw = key.public_key().public_bytes_raw()
+    cosigner = Verifier.from_public_key("witness.example/w1", key.public_key(), COSIGNATURE_V1_TYPE)
+    expected = hashlib.sha256(b"witness.example/w1\n\x04" + raw).digest()[:4]
+    assert cosigner.key_id == expected
+    assert Verifier("witness.example/w1", raw).key_id != expected
+    text = format_verifier_key(cosigner)
+    assert base64.b64decode(text.split("+")[2])[:1] == b"\x04"
+    assert parse_verifier_key(text) == cosigner
+
+
+def test_a_cosignature_v1_signs_its_header_time_and_the_whole_checkpoint() -> None:
+    """The signed message is "cosignature/v1\\ntime <t>\\n" and the checkpoint text; the
+    signature bytes are the 8-byte big-endian time then Ed25519's 64. A changed time, a
+    changed checkpoint, or a plain note signature by the same key do not verify."""
+    key = Ed25519PrivateKey.generate()
+    cosigner = Verifier.from_public_key("witness.example/w1", key.public_key(), COSIGNATURE_V1_TYPE)
+    body = "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n"
+    signature = cosignature_of(body, cosigner.name, key, 1679315147)
+    assert signature.key_id == cosigner.key_id
+    assert signature.signature[:8] == (1679315147).to_bytes(8, "big")
+    key.public_key().verify(
+        signature.signature[8:],
+        b"cosignature/v1\ntime 1679315147\n" + body.encode(),
+    )
+    assert cosignature_time(signature) == 1679315147
+    note = body + "\n" + format_signature_line(signature)
+    assert verify_note(note, [cosigner]).signers == (cosigner,)
+    later = signature.signature[:7] + bytes([signature.signature[7] ^ 1]) + signature.signature[8:]
+    with pytest.raises(NoteSignatureInvalid):
+        verify_note(
+            body + "\n" + format_signature_line(signature._replace(signature=later)), [cosigner]
+        )
+    other_body = body.replace("20852163", "20852164")
+    with pytest.raises(NoteSignatureInvalid):
+        verify_note(other_body + "\n" + format_signature_line(signature), [cosigner])
+    plain = signature_of(body, cosigner.name, key)._replace(key_id=cosigner.key_id)
+    with pytest.raises(NoteSignatureInvalid):
+        verify_note(body + "\n" + format_signature_line(plain), [cosigner])

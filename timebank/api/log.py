@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import tempfile
+import time
 
 from aiohttp import web
 
@@ -33,6 +34,7 @@ from timebank.ledger.models import Community
 from timebank.log.audit import export_bundle
 from timebank.log.note import (
     NoteError,
+    cosignature_time,
     format_signature_line,
     parse_checkpoint,
     parse_note,
@@ -44,6 +46,8 @@ from timebank.log.store import StoredCheckpoint
 TAG = "Log"
 BUNDLE_CONTENT_TYPE = "application/jsonl"
 # A bundle larger than this is spooled to a temporary file while it is sent.
+# A witness's clock may run a little ahead of ours.
+COSIGNATURE_CLOCK_SKEW_S = 600
 BUNDLE_IN_MEMORY_MAX_BYTES = 8 * 1024 * 1024
 BUNDLE_CHUNK_BYTES = 256 * 1024
 
@@ -257,9 +261,11 @@ async def list_witnesses(request: web.Request) -> web.Response:
     responses={200: CheckpointOut},
 )
 async def add_cosignature(request: web.Request) -> web.Response:
-    """The note must be one of this log's checkpoints, word for word, signed by
-    the log's key and by at least one registered witness; each witness's signature
-    line is kept and served with the checkpoint."""
+    """The note must be one of this log's checkpoints, word for word, signed by at
+    least one registered witness: with a plain Ed25519 note signature (a witness key
+    of type 0x01), or a c2sp.org/tlog-cosignature `cosignature/v1` (type 0x04,
+    timestamped; one dated more than 10 minutes ahead is refused). Each witness's
+    signature line is kept and served with the checkpoint."""
     community, actor = await community_actor(request, request.match_info["slug"])
     _require_reader(actor)
     body = body_of(request, CosignatureIn)
@@ -276,12 +282,21 @@ async def add_cosignature(request: web.Request) -> web.Response:
         raise ValidationError("the note is not one of this log's checkpoints", field="note")
     if not signers:
         raise ValidationError("no registered witness signed the note", field="note")
-    signer_names = {signer.name for signer in signers}
-    for signature in note.signatures:
-        if signature.name in signer_names:
-            await log.add_cosignature(
-                community.id, checkpoint.tree_size, signature.name, format_signature_line(signature)
+    cosigners = {(signer.name, signer.key_id): signer for signer in signers}
+    latest_allowed = time.time() + COSIGNATURE_CLOCK_SKEW_S
+    kept = [s for s in note.signatures if (s.name, s.key_id) in cosigners]
+    for signature in kept:
+        stamped = cosignature_time(signature)
+        if cosigners[(signature.name, signature.key_id)].is_cosigner and (
+            stamped is None or stamped > latest_allowed
+        ):
+            raise ValidationError(
+                f"the cosignature of {signature.name} is dated in the future", field="note"
             )
+    for signature in kept:
+        await log.add_cosignature(
+            community.id, checkpoint.tree_size, signature.name, format_signature_line(signature)
+        )
     out = checkpoint_out(stored)
     out.cosignatures = await log.cosignatures(community.id, checkpoint.tree_size)
     return respond(out)

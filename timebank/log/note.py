@@ -17,8 +17,16 @@ is written as a *verifier key*, the text form of golang.org/x/mod/sumdb/note:
 
 Parsing is strict: one canonical form is accepted, anything else raises a `NoteError` (notes
 and checkpoints come from strangers: witnesses, mirrors, auditors). Signing and formatting raise
-the same errors on input they could not write canonically. A witness's cosignature here is a
-plain Ed25519 note signature by the witness's key, not c2sp.org/tlog-cosignature (type 0x04).
+the same errors on input they could not write canonically.
+
+A witness's key is either a plain Ed25519 note key (type 0x01: its signature is of the note
+text), or a c2sp.org/tlog-cosignature key (type 0x04, `cosignature/v1`): its key id is
+SHA-256(name || 0x0A || 0x04 || public key)[:4], and its signature is a 64-bit big-endian
+POSIX timestamp followed by the Ed25519 signature of
+
+    cosignature/v1
+    time <timestamp, decimal>
+    <the whole checkpoint text>
 """
 
 from __future__ import annotations
@@ -38,6 +46,11 @@ from timebank.log.merkle import HASH_SIZE, TREE_SIZE_MAX
 
 SIGNATURE_LINE_PREFIX = "\u2014 "  # em dash, space
 ED25519_SIGNATURE_TYPE = b"\x01"
+# c2sp.org/tlog-cosignature: a timestamped Ed25519 cosignature (cosignature/v1).
+COSIGNATURE_V1_TYPE = b"\x04"
+SIGNATURE_TYPES = (ED25519_SIGNATURE_TYPE, COSIGNATURE_V1_TYPE)
+TIMESTAMP_SIZE = 8
+TIMESTAMP_MAX = 2**63 - 1
 KEY_ID_SIZE = 4
 ED25519_PUBLIC_KEY_SIZE = 32
 ED25519_SIGNATURE_SIZE = 64
@@ -102,32 +115,53 @@ def _is_key_name_character(character: str) -> bool:
     return unicodedata.category(character) not in ("Cc", "Cs")
 
 
-def ed25519_key_id(name: str, public_key: bytes) -> bytes:
-    """The 4-byte key id of an Ed25519 key: SHA-256(name || 0x0A || 0x01 || public key)[:4]."""
+def ed25519_key_id(
+    name: str, public_key: bytes, signature_type: bytes = ED25519_SIGNATURE_TYPE
+) -> bytes:
+    """The 4-byte key id of an Ed25519 key: SHA-256(name || 0x0A || type || public key)[:4],
+    type 0x01 for note signatures, 0x04 for cosignature/v1."""
     _require_key_name(name)
-    material = name.encode("utf-8") + b"\n" + ED25519_SIGNATURE_TYPE + public_key
+    material = name.encode("utf-8") + b"\n" + signature_type + public_key
     return hashlib.sha256(material).digest()[:KEY_ID_SIZE]
+
+
+def cosigned_message(body: str, timestamp: int) -> bytes:
+    """What a cosignature/v1 signs: its header, its time, then the checkpoint's text."""
+    return f"cosignature/v1\ntime {timestamp}\n{body}".encode()
 
 
 @dataclass(frozen=True)
 class Verifier:
-    """A known Ed25519 key, by name and 32-byte raw public key."""
+    """A known Ed25519 key, by name and 32-byte raw public key, for note signatures (type
+    0x01) or timestamped cosignatures (type 0x04, cosignature/v1)."""
 
     name: str
     public_key: bytes
+    signature_type: bytes = ED25519_SIGNATURE_TYPE
 
     def __post_init__(self) -> None:
         _require_key_name(self.name)
         if len(self.public_key) != ED25519_PUBLIC_KEY_SIZE:
             raise MalformedVerifierKey(f"an Ed25519 public key has {ED25519_PUBLIC_KEY_SIZE} bytes")
+        if self.signature_type not in SIGNATURE_TYPES:
+            raise MalformedVerifierKey(f"signature type {self.signature_type.hex()} is unknown")
 
     @classmethod
-    def from_public_key(cls, name: str, public_key: Ed25519PublicKey) -> Verifier:
-        return cls(name, public_key.public_bytes_raw())
+    def from_public_key(
+        cls,
+        name: str,
+        public_key: Ed25519PublicKey,
+        signature_type: bytes = ED25519_SIGNATURE_TYPE,
+    ) -> Verifier:
+        return cls(name, public_key.public_bytes_raw(), signature_type)
 
     @property
     def key_id(self) -> bytes:
-        return ed25519_key_id(self.name, self.public_key)
+        return ed25519_key_id(self.name, self.public_key, self.signature_type)
+
+    @property
+    def is_cosigner(self) -> bool:
+        return self.signature_type == COSIGNATURE_V1_TYPE
 
     def verifies(self, message: bytes, signature: bytes) -> bool:
         """Whether `signature` is this key's Ed25519 signature of `message`."""
@@ -139,10 +173,22 @@ class Verifier:
             return False
         return True
 
+    def verifies_note(self, body: str, signature: bytes) -> bool:
+        """Whether `signature` (a note signature line's bytes after the key id) is this key's
+        signature of the note text: plain, or a timestamped cosignature/v1."""
+        if not self.is_cosigner:
+            return self.verifies(body.encode("utf-8"), signature)
+        if len(signature) != TIMESTAMP_SIZE + ED25519_SIGNATURE_SIZE:
+            return False
+        timestamp = int.from_bytes(signature[:TIMESTAMP_SIZE], "big")
+        if timestamp > TIMESTAMP_MAX:
+            return False
+        return self.verifies(cosigned_message(body, timestamp), signature[TIMESTAMP_SIZE:])
+
 
 def format_verifier_key(verifier: Verifier) -> str:
-    """`<name>+<hex key id>+<base64(0x01 || public key)>`, as golang.org/x/mod/sumdb/note."""
-    encoded = _encode_base64(ED25519_SIGNATURE_TYPE + verifier.public_key)
+    """`<name>+<hex key id>+<base64(type || public key)>`, as golang.org/x/mod/sumdb/note."""
+    encoded = _encode_base64(verifier.signature_type + verifier.public_key)
     return f"{verifier.name}+{verifier.key_id.hex()}+{encoded}"
 
 
@@ -156,9 +202,11 @@ def parse_verifier_key(text: str) -> Verifier:
     decoded = _decode_base64(encoded)
     if decoded is None or len(decoded) != 1 + ED25519_PUBLIC_KEY_SIZE:
         raise MalformedVerifierKey("the key is not base64 of a type byte and 32 bytes")
-    if decoded[:1] != ED25519_SIGNATURE_TYPE:
-        raise MalformedVerifierKey(f"signature type {decoded[0]:#04x} is not Ed25519")
-    verifier = Verifier(name, decoded[1:])
+    if decoded[:1] not in SIGNATURE_TYPES:
+        raise MalformedVerifierKey(
+            f"signature type {decoded[0]:#04x} is neither Ed25519 (0x01) nor cosignature/v1 (0x04)"
+        )
+    verifier = Verifier(name, decoded[1:], decoded[:1])
     if verifier.key_id.hex() != key_id_text:
         raise MalformedVerifierKey(f"key id {key_id_text} does not belong to this name and key")
     return verifier
@@ -274,6 +322,24 @@ def signature_of(body: str, name: str, private_key: Ed25519PrivateKey) -> Signat
     return Signature(name, key_id, private_key.sign(body.encode("utf-8")))
 
 
+def cosignature_of(
+    body: str, name: str, private_key: Ed25519PrivateKey, timestamp: int
+) -> Signature:
+    """A witness's cosignature/v1 of a checkpoint text at `timestamp` (POSIX seconds)."""
+    if not 0 <= timestamp <= TIMESTAMP_MAX:
+        raise NoteError("a cosignature's timestamp is 0 to 2^63 - 1")
+    key_id = ed25519_key_id(name, private_key.public_key().public_bytes_raw(), COSIGNATURE_V1_TYPE)
+    signed = private_key.sign(cosigned_message(body, timestamp))
+    return Signature(name, key_id, timestamp.to_bytes(TIMESTAMP_SIZE, "big") + signed)
+
+
+def cosignature_time(signature: Signature) -> int | None:
+    """The timestamp of a cosignature/v1's signature bytes (None if they are not one)."""
+    if len(signature.signature) != TIMESTAMP_SIZE + ED25519_SIGNATURE_SIZE:
+        return None
+    return int.from_bytes(signature.signature[:TIMESTAMP_SIZE], "big")
+
+
 def format_signature_line(signature: Signature) -> str:
     """`— <name> <base64(key id || signature)>` and a newline."""
     _require_key_name(signature.name)
@@ -318,13 +384,12 @@ def verify_note(note: str | bytes, verifiers: Sequence[Verifier]) -> VerifiedNot
     verifiers share a name and key id."""
     known = _verifiers_by_identity(verifiers)
     parsed = parse_note(note)
-    message = parsed.body.encode("utf-8")
     signers: list[Verifier] = []
     for signature in parsed.signatures:
         verifier = known.get((signature.name, signature.key_id))
         if verifier is None:
             continue
-        if not verifier.verifies(message, signature.signature):
+        if not verifier.verifies_note(parsed.body, signature.signature):
             raise NoteSignatureInvalid(f"the signature of {signature.name} does not verify")
         if verifier not in signers:
             signers.append(verifier)
