@@ -308,8 +308,8 @@ async def test_referral_is_required_when_the_charter_says_so(
 async def test_the_statement_names_donors_only_when_the_charter_says_so(
     api: ApiClient, scene: PoolScene
 ) -> None:
-    """Members see amounts; donors' names only if donors are shown; beneficiaries
-    only to the pool's staff and the treasurer."""
+    """Members see amounts and the managers' decisions; donors' names only if
+    donors are shown; beneficiaries only to the pool's staff and the treasurer."""
     world = scene.world
     await donate(api, scene, world.alice, 100)
     body = {"id": str(uuid.uuid4()), "to": str(scene.dave.party_id), "unit": HOURS, "amount": 40}
@@ -327,6 +327,15 @@ async def test_the_statement_names_donors_only_when_the_charter_says_so(
     await expect(await api.put(f"{scene.path}/charter", json=shown, headers=world.admin.auth), 200)
     seen = await expect(await api.get(path, headers=scene.dave.auth), 200)
     assert [line["counterparty"] for line in seen["lines"]] == [None, "Alice"]
+    asked = await ask(api, scene, 20)
+    for manager in (world.alice, scene.carol):
+        await expect(await decide(api, scene, asked["id"], manager, "decline"), 200)
+    seen = await expect(await api.get(path, headers=world.bob.auth), 200)
+    assert [
+        (item["request"], item["amount"], item["state"], item["approvals"], item["declines"])
+        for item in seen["decisions"]
+    ] == [(asked["id"], 20, "declined", 0, 2)]
+    assert "beneficiary" not in seen["decisions"][0]
 
 
 async def test_a_charter_that_cannot_work_is_refused(api: ApiClient, scene: PoolScene) -> None:

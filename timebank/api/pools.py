@@ -36,6 +36,7 @@ from timebank.api.schemas import (
     OverflowList,
     OverflowOut,
     PoolCreate,
+    PoolDecisionSummaryOut,
     PoolLineOut,
     PoolList,
     PoolOut,
@@ -58,6 +59,8 @@ from timebank.signing.errors import SignatureRequired
 from timebank.signing.service import decode, verified_pool_decision
 
 TAG = "Pools"
+# The statement shows this many of the latest decided requests.
+DECISIONS_SHOWN = 20
 P = "/v1/communities/{slug}/pools"
 POOL_ERRORS = ("unknown_pool", "charter_invalid", "unknown_unit")
 GRANT_ERRORS = (
@@ -465,9 +468,10 @@ async def refer(request: web.Request) -> web.Response:
     errors=POOL_ERRORS,
 )
 async def statement(request: web.Request) -> web.Response:
-    """Inflows and outflows with the balance each left, newest first. Donors are
-    named when the charter says so; beneficiaries only to the pool's staff,
-    treasurers and admins (asking for help stays private)."""
+    """Inflows and outflows with the balance each left, newest first, and the
+    latest requests decided with their approvals and declines. Donors are named
+    when the charter says so; beneficiaries only to the pool's staff, treasurers
+    and admins (asking for help stays private)."""
     community, actor, pool = await _pool_of(request)
     query = query_of(request, PoolStatementQuery)
     unit = pool.unit(query.unit)
@@ -492,6 +496,14 @@ async def statement(request: web.Request) -> web.Response:
                 counterparty=", ".join(names) if shown and names else None,
             )
         )
+    pools = request.app[POOLS]
+    decided = [
+        asked
+        for state in (RequestState.PAID, RequestState.DECLINED)
+        for asked in await pools.requests(community.id, pool.id, state=state, limit=DECISIONS_SHOWN)
+        if asked.unit_code == query.unit
+    ]
+    decided.sort(key=lambda item: item.resolved_at or item.created_at, reverse=True)
     return respond(
         PoolStatementOut(
             pool=pool.id,
@@ -499,7 +511,21 @@ async def statement(request: web.Request) -> web.Response:
             balance=page.account.balance,
             lines=lines,
             next_before=page.next_before_seq,
+            decisions=[_decision_summary(item) for item in decided[:DECISIONS_SHOWN]],
         )
+    )
+
+
+def _decision_summary(help_request: HelpRequest) -> PoolDecisionSummaryOut:
+    approvals = sum(decision is Decision.APPROVE for _, decision in help_request.decisions)
+    return PoolDecisionSummaryOut(
+        request=help_request.id,
+        unit=help_request.unit_code,
+        amount=help_request.amount,
+        state="paid" if help_request.state is RequestState.PAID else "declined",
+        approvals=approvals,
+        declines=len(help_request.decisions) - approvals,
+        resolved_at=help_request.resolved_at,
     )
 
 

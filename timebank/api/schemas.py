@@ -920,12 +920,27 @@ class PoolLineOut(BaseModel):
     )
 
 
+class PoolDecisionSummaryOut(BaseModel):
+    """A request the managers decided on, as the community sees it: no beneficiary."""
+
+    request: uuid.UUID
+    unit: str
+    amount: int
+    state: Literal["paid", "declined"]
+    approvals: int
+    declines: int
+    resolved_at: datetime | None
+
+
 class PoolStatementOut(BaseModel):
     pool: uuid.UUID
     unit: str
     balance: int
     lines: list[PoolLineOut]
     next_before: int | None
+    decisions: list[PoolDecisionSummaryOut] = Field(
+        description="The latest requests decided (paid or declined), newest first."
+    )
 
 
 class LevyIn(Request):
