@@ -32,6 +32,7 @@ SELECT_KEYS_OF_PERSON = (
     + " WHERE k.person_id = $1 AND ($2::uuid IS NULL OR k.community_id = $2)"
     + " ORDER BY k.registered_at, k.key_id"
 )
+SELECT_LIVE_KEYS_OF_COMMUNITY = KEY_COLUMNS + " WHERE k.community_id = $1 AND k.revoked_at IS NULL"
 SELECT_KEYS_OF_CLIENT = KEY_COLUMNS + " WHERE k.client_id = $1 ORDER BY k.registered_at, k.key_id"
 SELECT_KEYS_OF_COMMUNITY = (
     KEY_COLUMNS + " WHERE k.community_id = $1 ORDER BY k.registered_at, k.key_id"
@@ -67,8 +68,8 @@ def _key(row: asyncpg.Record) -> MemberKey:
     return MemberKey(**{**dict(row), "public_key": bytes(row["public_key"])})
 
 
-# The most keys kept in the cache before it starts over.
-KEYS_CACHED_MAX = 10_000
+# The most communities whose keys are kept before the cache starts over.
+COMMUNITIES_CACHED_MAX = 1_000
 
 
 class KeyStore:
@@ -79,7 +80,8 @@ class KeyStore:
     def __init__(self, pool: asyncpg.Pool, *, cache_ttl_s: float = 0.0) -> None:
         self._pool = pool
         self._cache_ttl_s = cache_ttl_s
-        self._keys: dict[tuple[uuid.UUID, str], tuple[float, MemberKey]] = {}
+        # Per community: when its live keys were read, and those keys by id.
+        self._live: dict[uuid.UUID, tuple[float, dict[str, MemberKey]]] = {}
         self._policies: dict[uuid.UUID, tuple[float, str]] = {}
 
     async def register(
@@ -115,18 +117,32 @@ class KeyStore:
     async def get(
         self, community_id: uuid.UUID, key_id: str, *, cached: bool = False
     ) -> MemberKey | None:
-        """The key; with `cached`, a live key seen within the cache's TTL."""
-        now = time.monotonic()
-        known = self._keys.get((community_id, key_id)) if cached else None
-        if known is not None and now - known[0] < self._cache_ttl_s:
-            return known[1]
+        """The key; with `cached`, from the community's live keys read within the
+        cache's TTL (all at once: members sign rarely each, so one by one a cache
+        would mostly miss), else, for a key registered since, from the database."""
+        if cached and self._cache_ttl_s > 0:
+            live = await self._live_keys(community_id)
+            if key_id in live:
+                return live[key_id]
         row = await run_translated(lambda: self._pool.fetchrow(SELECT_KEY, community_id, key_id))
         key = None if row is None else _key(row)
-        if key is not None and key.revoked_at is None and self._cache_ttl_s > 0:
-            if len(self._keys) >= KEYS_CACHED_MAX:
-                self._keys.clear()
-            self._keys[(community_id, key_id)] = (now, key)
+        if cached and key is not None and key.revoked_at is None and self._cache_ttl_s > 0:
+            self._live[community_id][1][key_id] = key
         return key
+
+    async def _live_keys(self, community_id: uuid.UUID) -> dict[str, MemberKey]:
+        now = time.monotonic()
+        known = self._live.get(community_id)
+        if known is not None and now - known[0] < self._cache_ttl_s:
+            return known[1]
+        rows = await run_translated(
+            lambda: self._pool.fetch(SELECT_LIVE_KEYS_OF_COMMUNITY, community_id)
+        )
+        if len(self._live) >= COMMUNITIES_CACHED_MAX:
+            self._live.clear()
+        live = {row["key_id"]: _key(row) for row in rows}
+        self._live[community_id] = (now, live)
+        return live
 
     async def of_person(
         self, person_id: uuid.UUID, community_id: uuid.UUID | None
@@ -150,7 +166,9 @@ class KeyStore:
         """Revokes a key (logged); signatures made before stay valid. Revoking twice
         changes nothing."""
         await run_translated(lambda: self._pool.execute(REVOKE_KEY, community_id, key_id))
-        self._keys.pop((community_id, key_id), None)
+        known = self._live.get(community_id)
+        if known is not None:
+            known[1].pop(key_id, None)
 
     async def policy(self, community_id: uuid.UUID) -> str:
         """Whether signatures are `required` or `optional` here."""
