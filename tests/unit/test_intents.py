@@ -27,6 +27,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from timebank.log import replay
+from timebank.signing import intents
 from timebank.signing.intents import (
     CANONICAL_SIZE_MAX_BYTES,
     INTEGER_MAX,
@@ -841,3 +843,45 @@ def test_error_codes_are_stable() -> None:
     assert actual == expected
     assert all(issubclass(error, SignatureError) for error in expected.values())
     assert KeyRevoked("revoked on 2030-01-01").message == "revoked on 2030-01-01"
+
+
+@given(
+    amount=st.integers(1, 2**53 - 1),
+    memo=st.text(max_size=20),
+    ledger=st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=30),
+    unit=st.from_regex(r"[A-Za-z][A-Za-z0-9_-]{0,15}", fullmatch=True),
+)
+def test_the_replay_reads_a_plain_intent_as_the_careful_parser_does(
+    amount: int, memo: str, ledger: str, unit: str
+) -> None:
+    """The replay's quick reading of a canonical intent says what
+    parse_transfer_intent says, or leaves it to it (never disagrees)."""
+    try:
+        signed = intents.make_transfer_intent(
+            ledger=ledger,
+            tx_id=uuid.uuid4(),
+            payer=uuid.uuid4(),
+            payee=uuid.uuid4(),
+            unit=unit,
+            amount=amount,
+            memo=memo,
+            not_after=datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC),
+            key_id=intents.public_key_id(intents.KeyAlgorithm.ED25519, bytes(32)),
+        )
+    except intents.SignatureMalformed:
+        return
+    careful = intents.parse_transfer_intent(signed)
+    quick = replay._read_plain_intent(signed)
+    expected = (
+        careful.ledger,
+        str(careful.tx_id),
+        str(careful.payer),
+        str(careful.payee),
+        careful.amount,
+        careful.unit,
+        careful.memo_hash,
+    )
+    if quick is not None:
+        assert tuple(quick) == expected
+    assert tuple(replay.read_intent(signed)) == expected
+    assert replay._read_plain_intent(signed.replace(b'"v":1', b'"v": 1')) is None

@@ -25,9 +25,9 @@ them to its own errors (this module does not import the rest of Timebank).
 
 from __future__ import annotations
 
-import base64
 import binascii
 import enum
+import functools
 import hashlib
 import json
 import re
@@ -70,6 +70,8 @@ POOL_DECISIONS = frozenset({"approve", "decline"})
 
 # Signed documents are a few hundred bytes; the bounds keep a stranger's input cheap to refuse.
 CANONICAL_SIZE_MAX_BYTES = 4096
+# Public keys kept loaded (cryptography objects) by load_public_key.
+LOADED_KEYS_MAX = 4096
 NESTING_DEPTH_MAX = 8
 # I-JSON (RFC 7493), which RFC 8785 requires: integers a binary64 float holds exactly.
 INTEGER_MAX = 2**53 - 1
@@ -169,9 +171,14 @@ class AckDecision(enum.StrEnum):
 # --- base64url (RFC 4648 section 5, no padding) -------------------------------------------
 
 
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
+_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
 def b64url_encode(data: bytes) -> str:
     """Base64url without padding."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    encoded = binascii.b2a_base64(data, newline=False).translate(_TO_URLSAFE)
+    return encoded.rstrip(b"=").decode("ascii")
 
 
 def b64url_decode(text: str) -> bytes:
@@ -180,9 +187,10 @@ def b64url_decode(text: str) -> bytes:
         raise SignatureMalformed(f"base64url text is longer than {BASE64URL_LENGTH_MAX}")
     if not BASE64URL_TEXT.fullmatch(text) or len(text) % 4 == 1:
         raise SignatureMalformed("not base64url without padding")
-    padding = "=" * (-len(text) % 4)
+    padding = b"=" * (-len(text) % 4)
+    standard = text.encode("ascii").translate(_FROM_URLSAFE) + padding
     try:
-        data = base64.urlsafe_b64decode(text + padding)
+        data = binascii.a2b_base64(standard, strict_mode=True)
     except binascii.Error as error:
         raise SignatureMalformed("not base64url without padding") from error
     # Unused low bits must be zero, so that each value has one spelling.
@@ -231,8 +239,10 @@ def public_key_id(algorithm: KeyAlgorithm, public_key: bytes) -> str:
     return key_id
 
 
+@functools.lru_cache(maxsize=LOADED_KEYS_MAX)
 def load_public_key(algorithm: KeyAlgorithm, raw: bytes) -> Verifier:
-    """The key as a `Verifier`, or `SignatureMalformed` if the bytes are not such a key."""
+    """The key as a `Verifier`, or `SignatureMalformed` if the bytes are not such a key.
+    Loaded keys are kept (a verifier checks many signatures of each key)."""
     if algorithm == KeyAlgorithm.ED25519:
         return Verifier(KeyAlgorithm.ED25519, raw, _load_ed25519(raw))
     if algorithm == KeyAlgorithm.P256:
