@@ -503,7 +503,7 @@ def test_a_cosignature_v1_key_id_is_the_spec_hash_with_type_4() -> None:
     assert cosigner.key_id == expected
     assert Verifier("witness.example/w1", raw).key_id != expected
     text = format_verifier_key(cosigner)
-    assert base64.b64decode(text.split("+")[2])[:1] == b"\x04"
+    assert base64.b64decode(text.split("+", 2)[2])[:1] == b"\x04"
     assert parse_verifier_key(text) == cosigner
 
 
