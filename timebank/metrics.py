@@ -1,6 +1,7 @@
 """Prometheus metrics: request rate and latency by route and status, transactions
-posted by kind, and, read when scraped, pending transactions, the webhook backlog
-and the database pool's use. Each application has its own registry."""
+posted by kind, and, read when scraped, pending transactions, the webhook backlog,
+each solidarity pool's balance and the database pool's use. Each application has
+its own registry."""
 
 from __future__ import annotations
 
@@ -11,6 +12,16 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 LATENCY_BUCKETS_S = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 SELECT_PENDING = "SELECT count(*) FROM transactions WHERE state = 'pending'"
 SELECT_WEBHOOK_BACKLOG = "SELECT count(*) FROM webhook_deliveries WHERE state = 'pending'"
+# Each solidarity pool's balance per unit (a pool per community is a handful of rows).
+SELECT_POOL_BALANCES = """
+SELECT c.slug AS community, pa.display_name AS pool, u.code AS unit, a.balance
+  FROM pool_units pu
+  JOIN accounts a ON a.community_id = pu.community_id AND a.id = pu.account_id
+  JOIN units u ON u.community_id = pu.community_id AND u.id = pu.unit_id
+  JOIN parties pa ON pa.community_id = pu.community_id AND pa.id = pu.pool_id
+  JOIN communities c ON c.id = pu.community_id
+ LIMIT 10000
+"""
 
 
 class Metrics:
@@ -43,6 +54,12 @@ class Metrics:
             "Webhook deliveries not yet made.",
             registry=self.registry,
         )
+        self.solidarity_pools = Gauge(
+            "timebank_solidarity_pool_balance",
+            "Balance of each solidarity pool, per unit, in the unit's smallest step.",
+            ("community", "pool", "unit"),
+            registry=self.registry,
+        )
         self.pool_size = Gauge(
             "timebank_database_pool_connections",
             "Connections the database pool holds.",
@@ -65,6 +82,12 @@ class Metrics:
         try:
             self.pending.set(await pool.fetchval(SELECT_PENDING))
             self.webhook_backlog.set(await pool.fetchval(SELECT_WEBHOOK_BACKLOG))
+            balances = await pool.fetch(SELECT_POOL_BALANCES)
+            self.solidarity_pools.clear()
+            for row in balances:
+                self.solidarity_pools.labels(row["community"], row["pool"], row["unit"]).set(
+                    row["balance"]
+                )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
             # The database is away: the request figures are still worth serving.
             pass

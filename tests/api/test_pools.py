@@ -591,3 +591,14 @@ async def test_managers_sign_their_decisions_where_the_community_requires_it(
         )
     assert f'"signature":"{signed_decline["signature"]}"' in entry
     await log_replays(api, world)
+
+
+async def test_metrics_show_each_pools_balance(api: ApiClient, scene: PoolScene) -> None:
+    """/metrics serves a gauge per solidarity pool and unit, read when scraped."""
+    await donate(api, scene, scene.world.alice, 42)
+    text = await (await api.get("/metrics")).text()
+    line = (
+        f'timebank_solidarity_pool_balance{{community="{scene.world.slug}",'
+        f'pool="Fonds de solidarité",unit="{HOURS}"}} 42.0'
+    )
+    assert line in text.splitlines()
