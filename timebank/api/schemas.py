@@ -678,7 +678,12 @@ class SignedAck(Request):
 
 
 class ResolveIn(Request):
-    signed: SignedAck | None = None
+    signed: SignedAck | SignedIntent | None = Field(
+        default=None,
+        description="The payee's signed acknowledgement of a payer's signed intent, or,"
+        " when the payer confirms what the payee proposed, the payer's signed transfer"
+        " intent (the same document as a signed post's).",
+    )
 
 
 class CommunityPatch(Request):
