@@ -57,7 +57,13 @@ from timebank.ledger.models import (
 )
 from timebank.ledger.store import StoredSignature
 from timebank.metrics import METRICS
-from timebank.pools.models import LEVIED_KINDS, rule_for, with_levy, with_overflow
+from timebank.pools.models import (
+    LEVIED_KINDS,
+    levy_shares,
+    rule_for,
+    with_levy,
+    with_overflow,
+)
 from timebank.signing import intents
 from timebank.signing.errors import (
     IntentMismatch,
@@ -683,7 +689,7 @@ async def _payer_confirmation(
             # A retry of this confirmation: it answers the same, writing nothing.
             return None
         raise SignatureMalformed("this transaction already carries its payer's signed intent")
-    payer, payee, amount = _signed_transfer_of(transaction, signed)
+    payer, payee, amount = await _signed_transfer_of(request, transaction, signed)
     origin = await request.app[LOG].origin(community.id, community.slug)
     return await verified_intent(
         keys,
@@ -701,15 +707,15 @@ async def _payer_confirmation(
     )
 
 
-def _signed_transfer_of(
-    transaction: Transaction, signed: bytes
+async def _signed_transfer_of(
+    request: web.Request, transaction: Transaction, signed: bytes
 ) -> tuple[uuid.UUID, uuid.UUID, int]:
     """(payer, payee, amount) that a payer's intent must say of this pending
     transaction: a transfer's two legs, or the first two of a transfer with what a
-    pool takes from it (levy or overflow). Of the latter the postings alone do not
-    tell the amount the payer meant (how the levy was shared), so it is the signed
-    one when it lies between what the payee gets and what the payer pays; the
-    replay checks that a levy or overflow in force fits it."""
+    pool takes from it. Of the latter the postings alone do not tell the amount the
+    payer meant (how a levy was shared), so the signed amount is taken when the
+    levy in force on it, or an overflow to the third account, gives exactly these
+    postings: what the replay accepts, no more."""
     postings = transaction.postings
     if len(postings) not in (2, 3) or postings[0].amount >= 0 or postings[1].amount <= 0:
         raise SignatureMalformed("only a transfer from one account to another can be signed")
@@ -717,9 +723,27 @@ def _signed_transfer_of(
     if len(postings) == 2:
         return payer, payee, postings[1].amount
     said = refused(lambda: intents.parse_transfer_intent(signed))
-    if not postings[1].amount <= said.amount <= -postings[0].amount:
+    if not await _pool_leg_fits(request, transaction, said.unit, said.amount):
         raise IntentMismatch("the signed amount differs from the transaction's", field="amount")
     return payer, payee, said.amount
+
+
+async def _pool_leg_fits(
+    request: web.Request, transaction: Transaction, unit: str, amount: int
+) -> bool:
+    """Whether a transfer of `amount` gives the transaction's three legs: with the
+    levy of the rule in force, or with an overflow (the payer pays the amount, the
+    pool's account takes what the payee could not)."""
+    payer_leg, payee_leg, third = (posting.amount for posting in transaction.postings)
+    policies = await request.app[POOLS].policies(transaction.community_id)
+    rule = rule_for(policies.levies, unit, transaction.category) if policies.levies else None
+    if rule is not None:
+        payer_share, payee_share = levy_shares(rule, amount)
+        levied = (-(amount + payer_share), amount - payee_share, payer_share + payee_share)
+        if levied == (payer_leg, payee_leg, third):
+            return True
+    overflow = policies.overflow_account(unit) if policies.overflows else None
+    return overflow == transaction.postings[2].account_id and amount == -payer_leg
 
 
 async def _stored_with_signatures(
