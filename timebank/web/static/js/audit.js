@@ -3,14 +3,17 @@
 // only when a treasurer or an admin opens it: members never download it.
 
 import * as api from "./api.js";
-import { h } from "./dom.js";
-import { formatAmount } from "./format.js";
+import { adminSection } from "./admin.js";
+import { h, mount } from "./dom.js";
+import { formatAmount, formatDate } from "./format.js";
 import { categories, language, t } from "./i18n.js";
+import { verifyLog } from "./logcheck.js";
 
 // Accounts read for the limits list: the directory's first page of members. A
 // community-wide listing of accounts by headroom belongs in the API (TODO).
 const MEMBERS_READ_MAX = 100;
 const READS_IN_FLIGHT_MAX = 6;
+const POOL_REQUESTS_READ = 20;
 // Near a limit: 90% of the allowed debt used, or within 10% of the ceiling.
 const NEAR_LIMIT_SHARE = 0.1;
 
@@ -148,18 +151,117 @@ function exports(context) {
   );
 }
 
+const partyName = (context, partyId) =>
+  context.members.find((m) => m.party_id === partyId)?.display_name || partyId.slice(0, 8);
+
+// Each pool's balance and its latest requests with the managers' decisions.
+async function pools(context, unitOf) {
+  const slug = context.membership.community;
+  const amount = (value, code) => formatAmount(value, unitOf(code), language());
+  const list = (await api.get(`/v1/communities/${slug}/pools`)).items;
+  const requests = await Promise.all(list.map((pool) =>
+    api.get(`/v1/communities/${slug}/pools/${pool.id}/requests?limit=${POOL_REQUESTS_READ}`)));
+  return h("section", { "aria-labelledby": "pools-audit" },
+    h("h2", { id: "pools-audit" }, t("pools")),
+    list.length
+      ? list.map((pool, index) => [
+          h("p", {}, `${pool.name}: ${pool.units.map((u) => amount(u.balance, u.unit)).join(", ")}`),
+          requests[index].items.length
+            ? table(`${t("pool_requests")} ${pool.name}`, [t("member"), t("amount"), t("state"), t("decisions")],
+                requests[index].items.map((r) => [
+                  partyName(context, r.beneficiary),
+                  amount(r.amount, r.unit),
+                  t(`request_${r.state}`),
+                  r.decisions.map((d) => `${partyName(context, d.manager)}: ${t(d.decision)}`).join(", ") || "—",
+                ]))
+            : null,
+        ])
+      : h("p", {}, t("no_pools")));
+}
+
+// Fees and dues charged and not paid, the overdue ones first.
+async function dues(context, unitOf) {
+  const slug = context.membership.community;
+  const unpaid = (await api.get(`/v1/communities/${slug}/policies/dues?unpaid=true`)).items;
+  unpaid.sort((a, b) => Number(b.overdue) - Number(a.overdue));
+  const unitOfAccount = (id) => context.members.flatMap((m) => m.accounts).find((a) => a.id === id)?.unit;
+  return h("section", { "aria-labelledby": "dues" },
+    h("h2", { id: "dues" }, t("dues_unpaid")),
+    unpaid.length
+      ? table(t("dues_unpaid"), [t("member"), t("amount"), t("due_on"), t("state")], unpaid.map((due) => {
+          const code = unitOfAccount(due.account);
+          return [
+            partyName(context, due.owner),
+            code ? formatAmount(due.amount, unitOf(code), language()) : String(due.amount),
+            due.due_on ? formatDate(due.due_on, language()) : "—",
+            due.overdue ? t("overdue") : t("unpaid"),
+          ];
+        }))
+      : h("p", {}, t("no_dues")));
+}
+
+// Each euro-backed currency: what circulates equals the reserve plus the fees.
+async function reserves(context, unitOf) {
+  const slug = context.membership.community;
+  const currencies = context.community.units.filter((unit) => unit.kind === "currency");
+  const backed = (await Promise.all(currencies.map((unit) =>
+    api.get(`/v1/communities/${slug}/currencies/${unit.code}`).catch((error) => {
+      if (error instanceof api.ApiError && error.code === "unknown_currency") return null;
+      throw error;
+    })))).filter(Boolean);
+  if (!backed.length) return null;
+  const euros = (cents) => formatAmount(cents, { kind: "currency", decimals: 2, code: "€" }, language());
+  return h("section", { "aria-labelledby": "reserve" },
+    h("h2", { id: "reserve" }, t("reserve")),
+    table(t("reserve"), [t("unit"), t("circulation"), t("reserve_held"), t("fees"), t("check")], backed.map((c) => [
+      unitOf(c.unit)?.name || c.unit,
+      formatAmount(c.circulation, unitOf(c.unit), language()),
+      euros(c.reserve),
+      euros(c.fees),
+      c.circulation === c.reserve + c.fees ? t("reserve_ok") : t("reserve_wrong"),
+    ])));
+}
+
+// The latest checkpoint, and the log verified on this phone on demand.
+async function logSection(context) {
+  const slug = context.membership.community;
+  const checkpoint = await api.get(`/v1/communities/${slug}/log/checkpoint`);
+  const result = h("p", { id: "verify-result", role: "status" });
+  const run = async () => {
+    mount(result, t("verifying"));
+    try {
+      const outcome = await verifyLog(slug);
+      result.className = outcome.ok ? "" : "error";
+      mount(result, outcome.ok ? t("log_ok", { size: outcome.size }) : t(`log_${outcome.problem}`, { size: outcome.size }));
+    } catch (error) {
+      result.className = "error";
+      mount(result, t("error", { code: error.code || error.message }));
+    }
+  };
+  return h("section", { "aria-labelledby": "log" },
+    h("h2", { id: "log" }, t("log_title")),
+    h("p", {}, t("checkpoint", { size: checkpoint.tree_size, date: formatDate(checkpoint.created_at, language()) })),
+    h("p", { class: "small link" }, checkpoint.root_hash),
+    h("button", { type: "button", onclick: run }, t("verify_now")),
+    result);
+}
+
 export async function auditScreen(context, unitOf) {
   const slug = context.membership.community;
   const balance = await api.get(`/v1/communities/${slug}/trial-balance`);
-  const [limits, flowsSection] = await Promise.all([
+  const sections = await Promise.all([
     nearLimits(context, unitOf),
     flows(context, unitOf),
+    pools(context, unitOf),
+    dues(context, unitOf),
+    reserves(context, unitOf),
+    logSection(context),
   ]);
   return [
     h("h1", { tabindex: "-1", id: "title" }, t("audit_title")),
     trialBalance(balance, unitOf),
-    limits,
-    flowsSection,
+    ...sections,
     exports(context),
+    context.membership.role === "admin" ? adminSection(context, unitOf) : null,
   ];
 }
