@@ -74,3 +74,41 @@ async def test_a_statement_exports_as_csv(api: ApiClient, world: World) -> None:
         ),
         403,
     )
+
+
+async def test_the_accounts_near_their_limits_are_listed_for_the_treasurer(
+    api: ApiClient, world: World
+) -> None:
+    """An account whose spendable amount, reservations counted, is within the
+    share of what it may owe is listed with its owner; one far from both limits
+    is not; a narrower share leaves it out."""
+    account = await expect(
+        await api.get(f"/v1/accounts/{world.alice.accounts[HOURS]}", headers=world.alice.auth),
+        200,
+    )
+    owed = -account["min_balance"] - account["balance"]
+    almost = owed - owed // 20
+    await expect(
+        await api.post(
+            "/v1/transactions",
+            json=transfer(world, world.alice, world.bob, almost - 1),
+            headers=world.alice.auth,
+        ),
+        201,
+    )
+    await expect(
+        await api.post(
+            "/v1/transactions",
+            json=transfer(world, world.alice, world.bob, 1, pending=True),
+            headers=world.alice.auth,
+        ),
+        201,
+    )
+    path = f"/v1/communities/{world.slug}/accounts/near-limits"
+    near = await expect(await api.get(path, headers=world.treasurer.auth), 200)
+    listed = {(item["id"], item["owner"]["display_name"]) for item in near["items"]}
+    assert (str(world.alice.accounts[HOURS]), "Alice") in listed
+    assert str(world.bob.accounts[HOURS]) not in {item["id"] for item in near["items"]}
+    assert near["truncated"] is False
+    narrow = await expect(await api.get(f"{path}?share_bps=1", headers=world.treasurer.auth), 200)
+    assert str(world.alice.accounts[HOURS]) not in {item["id"] for item in narrow["items"]}

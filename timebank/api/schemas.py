@@ -27,6 +27,8 @@ from timebank.ledger.models import (
     CATEGORY_LENGTH_MAX,
     LIMIT_ABSOLUTE_MAX,
     MEMO_LENGTH_MAX,
+    NEAR_LIMITS_PAGE_MAX,
+    NEAR_LIMITS_SHARE_BPS_MAX,
     POSTINGS_PER_TRANSACTION_MAX,
     STATEMENT_PAGE_SIZE_DEFAULT,
     STATEMENT_PAGE_SIZE_MAX,
@@ -255,6 +257,19 @@ class AccountOut(BaseModel):
     pending_credits: int
     min_balance: int
     max_balance: int
+
+
+class NearLimitsQuery(Query):
+    share_bps: Annotated[int, Field(ge=1, le=NEAR_LIMITS_SHARE_BPS_MAX)] = Field(
+        default=1000,
+        description="How near, per 10,000 of the limit: within 10% by default.",
+    )
+    limit: Annotated[int, Field(ge=1, le=NEAR_LIMITS_PAGE_MAX)] = 100
+
+
+class NearLimitsOut(BaseModel):
+    items: list[AccountOut]
+    truncated: bool = Field(description="More accounts are near their limits than listed.")
 
 
 class AccountPatch(Request):

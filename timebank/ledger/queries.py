@@ -56,16 +56,53 @@ SELECT $1, $2, $3, $4, coalesce($5, d.min_balance), coalesce($6, d.max_balance)
 RETURNING id
 """
 
-SELECT_ACCOUNT = """
+# An account as the store reads it: `a` the account, `u` its unit, `h` its live holds.
+ACCOUNT_COLUMNS = """
 SELECT a.id, a.community_id, u.code AS unit_code, a.owner_id, a.purpose, a.status,
        a.min_balance, a.max_balance, a.balance, a.posting_count,
        coalesce(h.pending_debits, 0) AS pending_debits,
        coalesce(h.pending_credits, 0) AS pending_credits
   FROM accounts a
-  JOIN units u ON u.community_id = a.community_id AND u.id = a.unit_id
+  JOIN units u ON u.community_id = a.community_id AND u.id = a.unit_id"""
+
+SELECT_ACCOUNT = (
+    ACCOUNT_COLUMNS
+    + """
   LEFT JOIN LATERAL ledger_active_holds(a.community_id, ARRAY[a.id], clock_timestamp()) h ON true
  WHERE a.id = $1
 """
+)
+
+# Members' and organizations' open accounts within a share ($2, per 10,000) of a
+# limit: what they may still spend (with reservations) against what they may owe,
+# or what they may still receive against their ceiling. One pass over the
+# community's accounts and live holds: a report, not a hot path.
+SELECT_NEAR_LIMITS = (
+    """
+WITH held AS (
+    SELECT h.account_id,
+           coalesce(sum(-h.amount) FILTER (WHERE h.amount < 0), 0)::bigint AS pending_debits,
+           coalesce(sum(h.amount) FILTER (WHERE h.amount > 0), 0)::bigint AS pending_credits
+      FROM holds h
+     WHERE h.community_id = $1 AND h.expires_at > clock_timestamp()
+     GROUP BY h.account_id)"""
+    + ACCOUNT_COLUMNS
+    + """
+  JOIN parties p ON p.community_id = a.community_id AND p.id = a.owner_id
+  LEFT JOIN held h ON h.account_id = a.id
+ WHERE a.community_id = $1
+   AND a.status <> 'closed'
+   AND p.kind IN ('member', 'organization')
+   AND ((a.min_balance < 0
+         AND (a.balance - coalesce(h.pending_debits, 0) - a.min_balance)::numeric * 10000
+             <= (-a.min_balance)::numeric * $2)
+        OR (a.max_balance > 0
+            AND (a.max_balance - a.balance - coalesce(h.pending_credits, 0))::numeric * 10000
+                <= a.max_balance::numeric * $2))
+ ORDER BY a.owner_id, u.code, a.id
+ LIMIT $3
+"""
+)
 
 # A transaction, its legs as asked and, once posted, the balance each left.
 SELECT_TRANSACTION = """

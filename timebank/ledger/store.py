@@ -33,6 +33,7 @@ from timebank.ledger.errors import (
 )
 from timebank.ledger.models import (
     MEMO_LENGTH_MAX,
+    NEAR_LIMITS_SHARE_BPS_MAX,
     STATEMENT_PAGE_SIZE_DEFAULT,
     STATEMENT_PAGE_SIZE_MAX,
     Account,
@@ -299,6 +300,16 @@ class LedgerStore:
         if row is None:
             raise UnknownAccount(account_id=str(account_id))
         return _account(row)
+
+    async def near_limits(
+        self, community_id: uuid.UUID, *, share_bps: int, limit: int
+    ) -> list[Account]:
+        """Members' and organizations' open accounts within `share_bps` (per 10,000)
+        of their floor or their ceiling, reservations counted; at most `limit`."""
+        assert 0 < share_bps <= NEAR_LIMITS_SHARE_BPS_MAX
+        assert limit > 0
+        rows = await self._fetch(queries.SELECT_NEAR_LIMITS, community_id, share_bps, limit)
+        return [_account(row) for row in rows]
 
     async def set_limits(
         self, community_id: uuid.UUID, account_id: uuid.UUID, min_balance: int, max_balance: int

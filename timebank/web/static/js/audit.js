@@ -1,6 +1,8 @@
 // The treasurer's dashboard: the trial balance (zero per unit), the accounts near
-// their limits, the flows by category this month, and the journal as CSV. Loaded
-// only when a treasurer or an admin opens it: members never download it.
+// their limits, the flows by category this month, the pools and their decisions,
+// unpaid dues, the euro reserve, the log verified on demand, the journal as CSV,
+// and an admin's tasks. Loaded only when a treasurer or an admin opens it:
+// members never download it.
 
 import * as api from "./api.js";
 import { adminSection } from "./admin.js";
@@ -9,13 +11,11 @@ import { formatAmount, formatDate } from "./format.js";
 import { categories, language, t } from "./i18n.js";
 import { verifyLog } from "./logcheck.js";
 
-// Accounts read for the limits list: the directory's first page of members. A
-// community-wide listing of accounts by headroom belongs in the API (TODO).
-const MEMBERS_READ_MAX = 100;
-const READS_IN_FLIGHT_MAX = 6;
+// Near a limit: 90% of the allowed debt used, or within 10% of the ceiling (the
+// service lists them: GET .../accounts/near-limits).
+const NEAR_LIMIT_SHARE_BPS = 1000;
+const NEAR_LIMITS_READ = 100;
 const POOL_REQUESTS_READ = 20;
-// Near a limit: 90% of the allowed debt used, or within 10% of the ceiling.
-const NEAR_LIMIT_SHARE = 0.1;
 
 // A table that scrolls sideways on a phone, reachable by keyboard to do so.
 function table(caption, headers, rows) {
@@ -55,32 +55,10 @@ function trialBalance(balance, unitOf) {
   );
 }
 
-async function inBatches(items, work) {
-  const results = [];
-  for (let start = 0; start < items.length; start += READS_IN_FLIGHT_MAX) {
-    results.push(...(await Promise.all(items.slice(start, start + READS_IN_FLIGHT_MAX).map(work))));
-  }
-  return results;
-}
-
-function nearLimit(account) {
-  const floor = account.min_balance;
-  const ceiling = account.max_balance;
-  const nearFloor = floor < 0 && account.available - floor <= -floor * NEAR_LIMIT_SHARE;
-  const incoming = account.balance + account.pending_credits;
-  const nearCeiling = ceiling > 0 && ceiling - incoming <= ceiling * NEAR_LIMIT_SHARE;
-  return nearFloor || nearCeiling;
-}
-
 async function nearLimits(context, unitOf) {
   const slug = context.membership.community;
-  const page = await api.get(`/v1/communities/${slug}/members?limit=${MEMBERS_READ_MAX}`);
-  const refs = page.items.flatMap((member) => member.accounts.map((a) => [member, a]));
-  const accounts = await inBatches(refs, async ([member, ref]) => ({
-    member,
-    account: await api.get(`/v1/accounts/${ref.id}`),
-  }));
-  const near = accounts.filter(({ account }) => nearLimit(account));
+  const page = await api.get(`/v1/communities/${slug}/accounts/near-limits?share_bps=${NEAR_LIMIT_SHARE_BPS}&limit=${NEAR_LIMITS_READ}`);
+  const near = page.items.map((account) => ({ member: account.owner, account }));
   const amount = (value, code) => formatAmount(value, unitOf(code), language());
   return h(
     "section",
