@@ -227,6 +227,10 @@ async function logSection(context) {
 export async function auditScreen(context, unitOf) {
   const slug = context.membership.community;
   const balance = await api.get(`/v1/communities/${slug}/trial-balance`);
+  // A section that cannot be read now (the log's first checkpoint still being
+  // signed, say) says so in its place; the others are shown.
+  const guarded = (work) =>
+    work.catch((error) => h("p", { class: "error" }, t("error", { code: error.code || error.message })));
   const sections = await Promise.all([
     nearLimits(context, unitOf),
     flows(context, unitOf),
@@ -234,7 +238,7 @@ export async function auditScreen(context, unitOf) {
     dues(context, unitOf),
     reserves(context, unitOf),
     logSection(context),
-  ]);
+  ].map(guarded));
   return [
     h("h1", { tabindex: "-1", id: "title" }, t("audit_title")),
     trialBalance(balance, unitOf),
