@@ -69,7 +69,7 @@ def test_the_dashboard_shows_pools_dues_reserve_and_verifies_the_log(
     browser: Browser, community: Community
 ) -> None:
     """The treasurer sees the pools with their requests and decisions, the dues
-    (none unpaid), the euro reserve adding up, and the latest checkpoint; "Verify
+    (none unpaid), the euro reserve adding up, nobody idle, and the latest checkpoint; "Verify
     now" recomputes the root from every entry on the phone and checks the note's
     signature and the newest entry's proof; an entry changed on the way is caught.
     An admin's tasks are not offered to a treasurer."""
@@ -107,6 +107,8 @@ def test_the_dashboard_shows_pools_dues_reserve_and_verifies_the_log(
         expect(page.get_by_text("Every due is paid.")).to_be_visible()
         reserve = page.get_by_role("table", name="Euro reserve")
         expect(reserve).to_contain_text("Circulation = reserve + fees")
+        # Everyone joined just now: nobody has been idle for 90 days.
+        expect(page.get_by_text("Everyone has exchanged lately.")).to_be_visible()
         expect(page.get_by_text("Latest checkpoint:")).to_be_visible()
         expect(page.get_by_role("heading", name="Administration")).to_have_count(0)
         page.get_by_role("button", name="Verify now").click()

@@ -25,6 +25,8 @@ from timebank.ledger.models import (
     AMOUNT_MAX,
     BATCH_SIZE_MAX,
     CATEGORY_LENGTH_MAX,
+    INACTIVE_DAYS_MAX,
+    INACTIVE_PAGE_MAX,
     LIMIT_ABSOLUTE_MAX,
     MEMO_LENGTH_MAX,
     NEAR_LIMITS_PAGE_MAX,
@@ -270,6 +272,25 @@ class NearLimitsQuery(Query):
 class NearLimitsOut(BaseModel):
     items: list[AccountOut]
     truncated: bool = Field(description="More accounts are near their limits than listed.")
+
+
+class InactiveQuery(Query):
+    days: Annotated[int, Field(ge=1, le=INACTIVE_DAYS_MAX)] = Field(
+        default=90, description="Without an exchange for at least so many days."
+    )
+    limit: Annotated[int, Field(ge=1, le=INACTIVE_PAGE_MAX)] = 100
+
+
+class InactiveMemberOut(BaseModel):
+    party_id: uuid.UUID
+    display_name: str
+    joined_at: datetime
+    last_exchange_at: datetime | None = Field(description="Their latest posting; null: never.")
+
+
+class InactiveMembersOut(BaseModel):
+    items: list[InactiveMemberOut]
+    truncated: bool = Field(description="More members are inactive than listed.")
 
 
 class AccountPatch(Request):

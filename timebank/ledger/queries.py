@@ -104,6 +104,24 @@ WITH held AS (
 """
 )
 
+# Members whose latest posting (on any of their accounts) or, without one, whose
+# joining is before $2: oldest first, never-active first. An account's latest
+# posting is the one numbered by its posting_count (primary key lookups).
+SELECT_INACTIVE_MEMBERS = """
+SELECT m.id, m.display_name, m.created_at, m.last_posted_at
+  FROM (SELECT p.id, p.display_name, p.created_at,
+               (SELECT max(s.posted_at)
+                  FROM accounts a
+                  JOIN postings s ON s.community_id = a.community_id AND s.account_id = a.id
+                                 AND s.account_seq = a.posting_count
+                 WHERE a.owner_id = p.id AND a.community_id = p.community_id) AS last_posted_at
+          FROM parties p
+         WHERE p.community_id = $1 AND p.kind = 'member') m
+ WHERE coalesce(m.last_posted_at, m.created_at) < $2
+ ORDER BY m.last_posted_at NULLS FIRST, m.created_at, m.id
+ LIMIT $3
+"""
+
 # A transaction, its legs as asked and, once posted, the balance each left.
 SELECT_TRANSACTION = """
 SELECT t.id, t.community_id, t.kind, t.memo, t.category, t.reverses_id,

@@ -39,6 +39,7 @@ from timebank.ledger.models import (
     Account,
     AccountStatus,
     Community,
+    InactiveMember,
     Outcome,
     Party,
     PartyKind,
@@ -310,6 +311,23 @@ class LedgerStore:
         assert limit > 0
         rows = await self._fetch(queries.SELECT_NEAR_LIMITS, community_id, share_bps, limit)
         return [_account(row) for row in rows]
+
+    async def inactive_members(
+        self, community_id: uuid.UUID, *, since: datetime, limit: int
+    ) -> list[InactiveMember]:
+        """Members with no posting since `since` (nor joined since), at most `limit`."""
+        assert since.tzinfo is not None
+        assert limit > 0
+        rows = await self._fetch(queries.SELECT_INACTIVE_MEMBERS, community_id, since, limit)
+        return [
+            InactiveMember(
+                party_id=row["id"],
+                display_name=row["display_name"],
+                joined_at=row["created_at"],
+                last_posted_at=row["last_posted_at"],
+            )
+            for row in rows
+        ]
 
     async def set_limits(
         self, community_id: uuid.UUID, account_id: uuid.UUID, min_balance: int, max_balance: int

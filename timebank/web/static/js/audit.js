@@ -16,6 +16,8 @@ import { verifyLog } from "./logcheck.js";
 const NEAR_LIMIT_SHARE_BPS = 1000;
 const NEAR_LIMITS_READ = 100;
 const POOL_REQUESTS_READ = 20;
+const INACTIVE_DAYS = 90;
+const INACTIVE_READ = 100;
 
 // A table that scrolls sideways on a phone, reachable by keyboard to do so.
 function table(caption, headers, rows) {
@@ -200,6 +202,20 @@ async function reserves(context, unitOf) {
     ])));
 }
 
+// Members without an exchange for INACTIVE_DAYS: whom a coordinator calls.
+async function inactive(context) {
+  const slug = context.membership.community;
+  const page = await api.get(`/v1/communities/${slug}/members/inactive?days=${INACTIVE_DAYS}&limit=${INACTIVE_READ}`);
+  return h("section", { "aria-labelledby": "inactive" },
+    h("h2", { id: "inactive" }, t("inactive", { days: INACTIVE_DAYS })),
+    page.items.length
+      ? table(t("inactive", { days: INACTIVE_DAYS }), [t("member"), t("last_exchange")], page.items.map((member) => [
+          member.display_name,
+          member.last_exchange_at ? formatDate(member.last_exchange_at, language()) : t("never"),
+        ]))
+      : h("p", {}, t("none_inactive")));
+}
+
 // The latest checkpoint, and the log verified on this phone on demand.
 async function logSection(context) {
   const slug = context.membership.community;
@@ -237,6 +253,7 @@ export async function auditScreen(context, unitOf) {
     pools(context, unitOf),
     dues(context, unitOf),
     reserves(context, unitOf),
+    inactive(context),
     logSection(context),
   ].map(guarded));
   return [

@@ -185,6 +185,10 @@ const MESSAGES = {
     scopes: "What it may do",
     create_client: "Create the client",
     client_made: "Client created. Copy its secret now: it is shown only once.",
+    inactive: "No exchange for {days} days",
+    last_exchange: "Last exchange",
+    never: "Never",
+    none_inactive: "Everyone has exchanged lately.",
     categories: {
       help: "Help at home",
       garden: "Garden",
@@ -378,6 +382,10 @@ const MESSAGES = {
     scopes: "Ce qu'il peut faire",
     create_client: "Créer le client",
     client_made: "Client créé. Copiez son secret maintenant : il n'est montré qu'une fois.",
+    inactive: "Aucun échange depuis {days} jours",
+    last_exchange: "Dernier échange",
+    never: "Jamais",
+    none_inactive: "Tout le monde a échangé récemment.",
     categories: {
       help: "Aide à domicile",
       garden: "Jardin",
