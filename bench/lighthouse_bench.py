@@ -62,7 +62,7 @@ DEMO_MEMBER = "chloe@demo.timebank.example"
 PASSWORD_LINE = re.compile(r"password \(shown only now\): (\S+)")
 START_TIMEOUT_S = 90.0
 LIGHTHOUSE_TIMEOUT_S = 300.0
-MEMBER_SCREENS = ("home", "record", "history")
+MEMBER_SCREENS = ("home", "record", "history", "pools", "pay")
 
 
 def free_port() -> int:

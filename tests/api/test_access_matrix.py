@@ -297,6 +297,8 @@ CALLS: dict[str, Call] = {
     "journal": Call("GET", f"{C}/transactions", addressed="community"),
     "trial_balance": Call("GET", f"{C}/trial-balance", addressed="community"),
     "flows": Call("GET", f"{C}/flows", addressed="community"),
+    "near_limits": Call("GET", f"{C}/accounts/near-limits", addressed="community"),
+    "inactive_members": Call("GET", f"{C}/members/inactive", addressed="community"),
     "export_journal": Call("GET", f"{C}/transactions.csv", addressed="community"),
     # The log.
     "log_checkpoint": Call("GET", f"{C}/log/checkpoint", addressed="community"),
@@ -556,6 +558,11 @@ MATRIX: dict[str, dict[Expected, str]] = {
     "journal": {200: "treasurer admin full", 403: "alice bob operator agency directory"},
     "trial_balance": {200: "treasurer admin full", 403: "alice bob operator agency directory"},
     "flows": {200: "treasurer admin full", 403: "alice bob operator agency directory"},
+    "near_limits": {200: "treasurer admin full", 403: "alice bob operator agency directory"},
+    "inactive_members": {
+        200: "treasurer admin full",
+        403: "alice bob operator agency directory",
+    },
     "export_journal": {200: "treasurer admin full", 403: "alice bob operator agency directory"},
     # The log holds no personal data: every member reads it, and clients with
     # audit:read; operators are not members.

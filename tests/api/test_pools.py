@@ -13,7 +13,13 @@ from typing import Any
 import pytest
 
 from tests.api.conftest import ApiClient
-from tests.api.test_signatures import DeviceKey, origin_of, register, signed_transfer
+from tests.api.test_signatures import (
+    DeviceKey,
+    confirming_intent,
+    origin_of,
+    register,
+    signed_transfer,
+)
 from tests.api.world import HOURS, Person, World, add_member, expect, transfer
 from timebank.keys import DATABASE_POOL
 from timebank.ledger.invariants import check_invariants
@@ -602,3 +608,30 @@ async def test_metrics_show_each_pools_balance(api: ApiClient, scene: PoolScene)
         f'pool="Fonds de solidarité",unit="{HOURS}"}} 42.0'
     )
     assert line in text.splitlines()
+
+
+@pytest.mark.parametrize("paid_by", ["payer", "payee", "split"])
+async def test_a_levied_proposal_is_confirmed_with_the_amount_the_payer_meant(
+    api: ApiClient, world: World, scene: PoolScene, paid_by: str
+) -> None:
+    """A proposal with a pool's levy has three legs; the payer's intent names the
+    amount before the levy, which the levy in force must turn into exactly those
+    legs: another amount is intent_mismatch, the right one posts and replays."""
+    await set_levy(api, scene, rate_bps=500, paid_by=paid_by)
+    key = DeviceKey()
+    await register(api, world, world.alice, key)
+    origin = await origin_of(api, world)
+    proposal = transfer(world, world.alice, world.bob, 61, pending=True)
+    made = await expect(
+        await api.post("/v1/transactions", json=proposal, headers=world.bob.auth), 201
+    )
+    assert len(made["postings"]) == 3
+    path = f"/v1/transactions/{proposal['id']}/confirm"
+    wrong = confirming_intent(world, origin, key, proposal, amount=62)
+    problem = await expect(await api.post(path, json=wrong, headers=world.alice.auth), 422)
+    assert problem["code"] == "intent_mismatch"
+    right = confirming_intent(world, origin, key, proposal)
+    confirmed = await expect(await api.post(path, json=right, headers=world.alice.auth), 200)
+    assert confirmed["state"] == "posted"
+    async with api.app[DATABASE_POOL].acquire() as connection:
+        assert not [v for v in await check_logs(connection) if v.rows[0]["community"] == world.slug]

@@ -8,6 +8,7 @@ import io
 
 from tests.api.conftest import ApiClient
 from tests.api.world import HOURS, World, expect, transfer
+from timebank.keys import DATABASE_POOL
 
 
 async def some_exchanges(api: ApiClient, world: World) -> None:
@@ -74,3 +75,86 @@ async def test_a_statement_exports_as_csv(api: ApiClient, world: World) -> None:
         ),
         403,
     )
+
+
+async def test_the_accounts_near_their_limits_are_listed_for_the_treasurer(
+    api: ApiClient, world: World
+) -> None:
+    """An account whose spendable amount, reservations counted, is within the
+    share of what it may owe is listed with its owner; one far from both limits
+    is not; a narrower share leaves it out."""
+    account = await expect(
+        await api.get(f"/v1/accounts/{world.alice.accounts[HOURS]}", headers=world.alice.auth),
+        200,
+    )
+    owed = -account["min_balance"] - account["balance"]
+    almost = owed - owed // 20
+    await expect(
+        await api.post(
+            "/v1/transactions",
+            json=transfer(world, world.alice, world.bob, almost - 1),
+            headers=world.alice.auth,
+        ),
+        201,
+    )
+    await expect(
+        await api.post(
+            "/v1/transactions",
+            json=transfer(world, world.alice, world.bob, 1, pending=True),
+            headers=world.alice.auth,
+        ),
+        201,
+    )
+    path = f"/v1/communities/{world.slug}/accounts/near-limits"
+    near = await expect(await api.get(path, headers=world.treasurer.auth), 200)
+    listed = {(item["id"], item["owner"]["display_name"]) for item in near["items"]}
+    assert (str(world.alice.accounts[HOURS]), "Alice") in listed
+    assert str(world.bob.accounts[HOURS]) not in {item["id"] for item in near["items"]}
+    assert near["truncated"] is False
+    narrow = await expect(await api.get(f"{path}?share_bps=1", headers=world.treasurer.auth), 200)
+    assert str(world.alice.accounts[HOURS]) not in {item["id"] for item in narrow["items"]}
+
+
+async def test_members_without_an_exchange_lately_are_listed_never_active_first(
+    api: ApiClient, world: World
+) -> None:
+    """With everyone joined long ago, the members who never exchanged are listed
+    first (no last exchange), those who exchanged within the days asked are not,
+    and once their postings are old they are listed with their latest one."""
+    await expect(
+        await api.post(
+            "/v1/transactions",
+            json=transfer(world, world.alice, world.bob, 15),
+            headers=world.alice.auth,
+        ),
+        201,
+    )
+    path = f"/v1/communities/{world.slug}/members/inactive?days=90"
+    async with api.app[DATABASE_POOL].acquire() as connection:
+        community_id = await connection.fetchval(
+            "SELECT id FROM communities WHERE slug = $1", world.slug
+        )
+        await connection.execute(
+            "UPDATE parties SET created_at = now() - interval '200 days' WHERE community_id = $1",
+            community_id,
+        )
+        idle = await expect(await api.get(path, headers=world.treasurer.auth), 200)
+        listed = {item["party_id"]: item for item in idle["items"]}
+        assert str(world.treasurer.party_id) in listed
+        assert str(world.alice.party_id) not in listed
+        assert str(world.bob.party_id) not in listed
+        assert all(item["last_exchange_at"] is None for item in listed.values())
+        async with connection.transaction():
+            # Postings are append-only: their guard is lifted to age them.
+            await connection.execute("SET LOCAL session_replication_role = replica")
+            await connection.execute(
+                "UPDATE postings SET posted_at = now() - interval '100 days'"
+                " WHERE community_id = $1",
+                community_id,
+            )
+    aged = await expect(await api.get(path, headers=world.treasurer.auth), 200)
+    order = [item["party_id"] for item in aged["items"]]
+    assert str(world.alice.party_id) in order
+    assert order.index(str(world.treasurer.party_id)) < order.index(str(world.alice.party_id))
+    alice = next(item for item in aged["items"] if item["party_id"] == str(world.alice.party_id))
+    assert alice["last_exchange_at"] is not None

@@ -421,3 +421,182 @@ async def test_a_key_revoked_elsewhere_signs_nothing_even_while_cached_here(
             "SELECT count(*) FROM transactions WHERE id = $1", uuid.UUID(second["id"])
         )
         assert not [v for v in await check_logs(connection) if v.rows[0]["community"] == world.slug]
+
+
+def confirming_intent(
+    world: World,
+    origin: str,
+    key: DeviceKey,
+    proposal: dict[str, Any],
+    **overrides: Any,
+) -> dict[str, Any]:
+    """The payer's signed intent confirming a payee's proposal (alice pays bob)."""
+    fields: dict[str, Any] = {
+        "ledger": origin,
+        "tx_id": uuid.UUID(proposal["id"]),
+        "payer": world.alice.accounts[HOURS],
+        "payee": world.bob.accounts[HOURS],
+        "unit": HOURS,
+        "amount": proposal["amount"],
+        "memo": proposal.get("memo", ""),
+        "not_after": datetime.now(UTC) + timedelta(minutes=5),
+        "key_id": key.key_id,
+        **overrides,
+    }
+    intent = intents.make_transfer_intent(**fields)
+    return {"signed": {"intent": intents.b64url_encode(intent), "signature": key.sign(intent)}}
+
+
+async def require_signatures(api: ApiClient, world: World) -> None:
+    await expect(
+        await api.patch(
+            f"/v1/communities/{world.slug}",
+            json={"signatures": "required"},
+            headers=world.admin.auth,
+        ),
+        200,
+    )
+
+
+async def resolution_entry(api: ApiClient, world: World, transaction_id: str) -> str:
+    async with api.app[DATABASE_POOL].acquire() as connection:
+        entry = await connection.fetchval(
+            "SELECT convert_from(entry, 'UTF8') FROM log_entries"
+            " WHERE community_id = (SELECT id FROM communities WHERE slug = $1)"
+            " AND transaction_id = $2 AND convert_from(entry, 'UTF8') LIKE '%\"resolution\"%'",
+            world.slug,
+            uuid.UUID(transaction_id),
+        )
+    return str(entry)
+
+
+async def test_the_payer_confirms_a_proposal_with_a_signed_intent_where_required(
+    api: ApiClient, world: World
+) -> None:
+    """'I helped someone' where signatures are required: the payee proposes, the
+    payer's unsigned confirmation is refused (signature_required), a wrong intent
+    is refused by name, and the payer's signed intent posts it; the intent is
+    kept, logged with the resolution and replayed clean."""
+    await require_signatures(api, world)
+    alice_key, bob_key = DeviceKey(), DeviceKey()
+    await register(api, world, world.alice, alice_key)
+    await register(api, world, world.bob, bob_key)
+    origin = await origin_of(api, world)
+    proposal = transfer(world, world.alice, world.bob, 45, pending=True, memo="garden")
+    await expect(await api.post("/v1/transactions", json=proposal, headers=world.bob.auth), 201)
+    path = f"/v1/transactions/{proposal['id']}/confirm"
+    refusals: list[tuple[dict[str, Any] | None, str]] = [
+        (None, "signature_required"),
+        (confirming_intent(world, origin, alice_key, proposal, amount=46), "intent_mismatch"),
+        (confirming_intent(world, origin, alice_key, proposal, memo="other"), "intent_mismatch"),
+        (confirming_intent(world, "elsewhere/x", alice_key, proposal), "intent_wrong_ledger"),
+        (confirming_intent(world, origin, bob_key, proposal), "key_not_allowed"),
+    ]
+    forged = confirming_intent(world, origin, alice_key, proposal)
+    forged["signed"]["signature"] = alice_key.sign(b"something else")
+    refusals.append((forged, "signature_invalid"))
+    ack_shaped = {"signed": {"ack": forged["signed"]["intent"], "signature": alice_key.sign(b"x")}}
+    refusals.append((ack_shaped, "signature_malformed"))
+    for body, code in refusals:
+        problem = await expect(await api.post(path, json=body, headers=world.alice.auth), 422)
+        assert problem["code"] == code, code
+    still = await expect(await api.get(path[: -len("/confirm")], headers=world.alice.auth), 200)
+    assert (still["state"], still["signatures"]) == ("pending", [])
+    signed = confirming_intent(world, origin, alice_key, proposal)
+    confirmed = await expect(await api.post(path, json=signed, headers=world.alice.auth), 200)
+    assert confirmed["state"] == "posted"
+    (signature,) = confirmed["signatures"]
+    assert (signature["purpose"], signature["key_id"]) == ("intent", alice_key.key_id)
+    assert signature["signed"] == signed["signed"]["intent"]
+    again = await expect(await api.post(path, json=signed, headers=world.alice.auth), 200)
+    assert again == confirmed
+    entry = await resolution_entry(api, world, proposal["id"])
+    assert f'"signature":"{signed["signed"]["signature"]}"' in entry
+    assert '"purpose":"intent"' in entry
+    async with api.app[DATABASE_POOL].acquire() as connection:
+        assert not [v for v in await check_logs(connection) if v.rows[0]["community"] == world.slug]
+
+
+async def test_a_payers_signed_confirmation_is_optional_and_only_for_unsigned_proposals(
+    api: ApiClient, world: World
+) -> None:
+    """Where signatures are optional the payer may confirm unsigned (the resolution
+    carries no signature); a payer's intent is refused on a transaction that
+    already carries the payer's signed intent, and the payee cannot send one."""
+    alice_key = DeviceKey()
+    await register(api, world, world.alice, alice_key)
+    origin = await origin_of(api, world)
+    unsigned = transfer(world, world.alice, world.bob, 5, pending=True)
+    await expect(await api.post("/v1/transactions", json=unsigned, headers=world.bob.auth), 201)
+    path = f"/v1/transactions/{unsigned['id']}/confirm"
+    await expect(await api.post(path, headers=world.alice.auth), 200)
+    assert '"signatures"' not in await resolution_entry(api, world, unsigned["id"])
+    proposal = transfer(world, world.alice, world.bob, 6, pending=True)
+    await expect(await api.post("/v1/transactions", json=proposal, headers=world.bob.auth), 201)
+    by_payee = confirming_intent(world, origin, alice_key, proposal)
+    problem = await expect(
+        await api.post(
+            f"/v1/transactions/{proposal['id']}/void", json=by_payee, headers=world.bob.auth
+        ),
+        422,
+    )
+    assert problem["code"] == "signature_malformed"
+    signed_post = signed_transfer(world, origin, alice_key, world.alice, world.bob, 7, pending=True)
+    await expect(
+        await api.post("/v1/transactions", json=signed_post, headers=world.alice.auth), 201
+    )
+    twice = confirming_intent(
+        world,
+        origin,
+        alice_key,
+        {"id": signed_post["id"], "amount": 7},
+        not_after=datetime.now(UTC) + timedelta(minutes=10),
+    )
+    problem = await expect(
+        await api.post(
+            f"/v1/transactions/{signed_post['id']}/confirm", json=twice, headers=world.alice.auth
+        ),
+        422,
+    )
+    assert problem["code"] == "signature_malformed"
+    async with api.app[DATABASE_POOL].acquire() as connection:
+        assert not [v for v in await check_logs(connection) if v.rows[0]["community"] == world.slug]
+
+
+async def test_a_forged_confirming_intent_in_the_log_is_caught_by_check(
+    api: ApiClient, world: World
+) -> None:
+    """A payer's confirming intent rewritten in the log (guard triggers off) fails
+    the replay at the resolution entry."""
+    key = DeviceKey()
+    await register(api, world, world.alice, key)
+    origin = await origin_of(api, world)
+    proposal = transfer(world, world.alice, world.bob, 8, pending=True)
+    await expect(await api.post("/v1/transactions", json=proposal, headers=world.bob.auth), 201)
+    signed = confirming_intent(world, origin, key, proposal)
+    await expect(
+        await api.post(
+            f"/v1/transactions/{proposal['id']}/confirm", json=signed, headers=world.alice.auth
+        ),
+        200,
+    )
+    forged = DeviceKey().sign(b"anything")
+    async with api.app[DATABASE_POOL].acquire() as connection:
+        async with connection.transaction():
+            await connection.execute("SET LOCAL session_replication_role = replica")
+            await connection.execute(
+                "UPDATE log_entries SET entry = convert_to(replace(convert_from(entry, 'UTF8'),"
+                " $2, $3), 'UTF8')"
+                " WHERE community_id = (SELECT id FROM communities WHERE slug = $1)",
+                world.slug,
+                signed["signed"]["signature"],
+                forged,
+            )
+        problems = [
+            row["problem"]
+            for violation in await check_logs(connection)
+            for row in violation.rows
+            if row["community"] == world.slug
+        ]
+    assert len(problems) == 1
+    assert str(problems[0]).endswith("a signature does not verify")

@@ -107,7 +107,8 @@ PRELOAD = re.compile(r'<link rel="modulepreload" href="/static/__VERSION__/js/([
 def test_the_page_preloads_every_module_the_app_imports_and_no_other() -> None:
     """The modules main.js imports, directly or not, are named in the page, so that
     the browser fetches them at once instead of one import level at a time; the
-    treasurer's dashboard (a dynamic import) is not."""
+    screens loaded when opened (dynamic imports: the treasurer's dashboard, the
+    pools, paying with a code) are not."""
     assets = load_assets()
 
     def imports_of(name: str) -> set[str]:
@@ -120,7 +121,7 @@ def test_the_page_preloads_every_module_the_app_imports_and_no_other() -> None:
         frontier = {found for name in frontier for found in imports_of(name)} - needed
     page = (STATIC_DIRECTORY / "index.html").read_text()
     assert set(PRELOAD.findall(page)) == needed
-    assert "audit.js" not in needed
+    assert needed.isdisjoint({"audit.js", "pools.js", "pay.js"})
 
 
 async def test_the_manifest_names_icons_that_are_served(api: ApiClient) -> None:
@@ -137,3 +138,26 @@ async def test_the_manifest_names_icons_that_are_served(api: ApiClient) -> None:
         assert served.headers["Content-Type"] == icon["type"]
         sizes.add(icon["sizes"])
     assert {"192x192", "512x512"} <= sizes
+
+
+async def test_a_payment_link_is_drawn_as_a_qr_code_and_nothing_else(api: ApiClient) -> None:
+    """`/pay-code.svg?text=` draws the app's payment links (an account, a unit, an
+    amount) as an SVG QR code, cached for good; any other text is refused."""
+    link = "http://127.0.0.1:8080/#/pay?to=3f047631-ed60-4144-901c-385859a84364&unit=HOUR&amount=60"
+    response = await api.get("/pay-code.svg", params={"text": link})
+    assert response.status == 200
+    assert response.headers["Content-Type"] == "image/svg+xml"
+    assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    svg = await response.text()
+    assert svg.startswith("<svg")
+    assert "<path" in svg
+    again = await api.get("/pay-code.svg", params={"text": link})
+    assert await again.text() == svg
+    for text in (
+        "https://evil.example/login",
+        link + "&memo=x",
+        link.replace("to=3f04", "to=XX04"),
+        "",
+    ):
+        refused = await api.get("/pay-code.svg", params={"text": text})
+        assert refused.status == 400, text

@@ -66,6 +66,7 @@ class Community:
     alice: Person
     bob: Person
     treasurer: Person
+    admin: Person
 
     def call(self, method: str, path: str, who: Person, **kwargs: Any) -> Any:
         """The JSON answer to a request made as `who`; any status but 2xx fails."""
@@ -112,8 +113,8 @@ def browser(settings: Settings) -> Iterator[Browser]:
 
 @pytest.fixture(scope="module")
 def community(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Community]:
-    """The service on loopback with a community: hours and a currency, two members
-    and a treasurer."""
+    """The service on loopback with a community: hours and a currency, two members,
+    a treasurer and an admin."""
     data_dir = tmp_path_factory.mktemp("browser")
     server = ThreadedServer(create_app(settings.model_copy(update={"data_dir": data_dir})))
     server.start()
@@ -139,7 +140,7 @@ def _login(http: requests.Session, base_url: str, email: str) -> str:
 def _populate(http: requests.Session, base_url: str, operator_email: str) -> Community:
     slug = f"b-{secrets.token_hex(4)}"
     operator = Person("Operator", operator_email, _login(http, base_url, operator_email), "")
-    community = Community(base_url, slug, http, operator, operator, operator)
+    community = Community(base_url, slug, http, operator, operator, operator, operator)
     community.call("POST", "/v1/communities", operator, json={"slug": slug, "name": "Town"})
     for unit in (
         {"code": HOURS, "name": "Hours", "kind": "time"},
@@ -156,6 +157,7 @@ def _populate(http: requests.Session, base_url: str, operator_email: str) -> Com
         person.accounts = {ref["unit"]: ref["id"] for ref in made["accounts"]}
         return person
 
+    community.admin = member("Admin", "admin")
     community.treasurer = member("Treasurer", "treasurer")
     community.alice = member("Alice", "member")
     community.bob = member("Bob", "member")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Route, expect
 
 from tests.browser.conftest import HOURS, Community, assert_accessible, log_in, phone
 
@@ -63,3 +63,109 @@ def test_a_member_is_not_shown_the_dashboard(browser: Browser, community: Commun
         expect(page.get_by_role("link", name="Treasurer's dashboard")).to_have_count(0)
         page.goto("/#/audit")
         expect(page.locator("h1")).to_have_text("Hello Bob")
+
+
+def test_the_dashboard_shows_pools_dues_reserve_and_verifies_the_log(
+    browser: Browser, community: Community
+) -> None:
+    """The treasurer sees the pools with their requests and decisions, the dues
+    (none unpaid), the euro reserve adding up, nobody idle, and the latest checkpoint; "Verify
+    now" recomputes the root from every entry on the phone and checks the note's
+    signature and the newest entry's proof; an entry changed on the way is caught.
+    An admin's tasks are not offered to a treasurer."""
+    slug = community.slug
+    community.call(
+        "PUT",
+        f"/v1/communities/{slug}/currencies/G",
+        community.admin,
+        json={"reconversion_fee_bps": 200},
+    )
+    pool = community.call(
+        "POST",
+        f"/v1/communities/{slug}/pools",
+        community.admin,
+        json={
+            "name": "Helping hands",
+            "purpose": "Hours for members who cannot give back yet",
+            "managers": [community.bob.party_id],
+            "approvals_required": 1,
+            "units": [{"unit": HOURS, "grant_max": 120, "beneficiary_period_max": 180}],
+        },
+    )
+    community.call(
+        "POST",
+        f"/v1/communities/{slug}/pools/{pool['id']}/requests",
+        community.alice,
+        json={"id": str(uuid.uuid4()), "unit": HOURS, "amount": 30, "reason": "boxes"},
+    )
+    with phone(browser, community) as context:
+        page = context.new_page()
+        log_in(page, community.treasurer)
+        page.get_by_role("link", name="Treasurer's dashboard").click()
+        requests = page.get_by_role("table", name="Requests to Helping hands")
+        expect(requests.get_by_role("row").nth(1)).to_contain_text("Alice")
+        expect(page.get_by_text("Every due is paid.")).to_be_visible()
+        reserve = page.get_by_role("table", name="Euro reserve")
+        expect(reserve).to_contain_text("Circulation = reserve + fees")
+        # Everyone joined just now: nobody has been idle for 90 days.
+        expect(page.get_by_text("Everyone has exchanged lately.")).to_be_visible()
+        expect(page.get_by_text("Latest checkpoint:")).to_be_visible()
+        expect(page.get_by_role("heading", name="Administration")).to_have_count(0)
+        page.get_by_role("button", name="Verify now").click()
+        expect(page.locator("#verify-result")).to_contain_text("Verified", timeout=30_000)
+        assert_accessible(page, "treasurer-dashboard-economy")
+
+        def tampered(route: Route) -> None:
+            body = route.fetch().json()
+            body["entries"][0] = body["entries"][0].replace('"v":1', '"v":1 ')
+            route.fulfill(json=body)
+
+        page.route("**/log/entries?*", tampered)
+        page.get_by_role("button", name="Verify now").click()
+        expect(page.locator("#verify-result")).to_have_text(
+            "The entries do not give the checkpoint's root."
+        )
+
+
+def test_an_admin_invites_sets_limits_freezes_and_makes_an_api_client(
+    browser: Browser, community: Community
+) -> None:
+    """On the dashboard an admin invites a member, sets Bob's limits, freezes and
+    unfreezes his account, and creates an API client whose secret is shown once."""
+    with phone(browser, community) as context:
+        page = context.new_page()
+        log_in(page, community.admin)
+        page.get_by_role("link", name="Treasurer's dashboard").click()
+        expect(page.get_by_role("heading", name="Administration")).to_be_visible()
+        assert_accessible(page, "admin-dashboard")
+        page.get_by_label("Email").fill(f"carol-{uuid.uuid4().hex[:6]}@example.org")
+        page.get_by_label("Name", exact=True).first.fill("Carol")
+        page.get_by_role("button", name="Invite a member").click()
+        expect(page.locator("#status")).to_have_text("Carol is invited.")
+
+        page.get_by_label("Account", exact=True).select_option(label="Bob · Hours")
+        page.get_by_label("May owe at most").fill("20")
+        page.get_by_label("May hold at most").fill("200")
+        page.get_by_role("button", name="Set the limits").click()
+        expect(page.locator("#status")).to_have_text("Limits set.")
+        bob = community.call(
+            "GET", f"/v1/accounts/{community.bob.accounts[HOURS]}", community.admin
+        )
+        assert (bob["min_balance"], bob["max_balance"]) == (-1200, 12000)
+        page.get_by_role("button", name="Freeze", exact=True).click()
+        expect(page.locator("#status")).to_have_text("Frozen.")
+        bob = community.call(
+            "GET", f"/v1/accounts/{community.bob.accounts[HOURS]}", community.admin
+        )
+        assert bob["status"] == "frozen"
+        page.get_by_role("button", name="Unfreeze").click()
+        expect(page.locator("#status")).to_have_text("Active again.")
+
+        page.locator("#client-name").fill("Accounting export")
+        page.get_by_label("audit:read").check()
+        page.get_by_role("button", name="Create the client").click()
+        expect(page.get_by_text("client_secret:")).to_be_visible()
+    clients = community.call("GET", f"/v1/communities/{community.slug}/clients", community.admin)
+    assert [c["scopes"] for c in clients["items"] if c["name"] == "Accounting export"] == [
+        ["audit:read"]
+    ]

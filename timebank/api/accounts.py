@@ -7,7 +7,13 @@ from datetime import datetime
 
 from aiohttp import web
 
-from timebank.api.context import actor_by_id, decode_cursor, encode_cursor, path_uuid
+from timebank.api.context import (
+    actor_by_id,
+    community_actor,
+    decode_cursor,
+    encode_cursor,
+    path_uuid,
+)
 from timebank.api.contract import body_of, query_of, respond
 from timebank.api.registry import api
 from timebank.api.schemas import (
@@ -16,6 +22,8 @@ from timebank.api.schemas import (
     EntriesPage,
     EntriesQuery,
     EntryOut,
+    NearLimitsOut,
+    NearLimitsQuery,
     OwnerOut,
 )
 from timebank.auth.access import Actor
@@ -78,6 +86,43 @@ async def get_account(request: web.Request) -> web.Response:
     actor.require_account_read(account.owner_id)
     owner = await owner_out(request, community.id, account.owner_id)
     return respond(account_out(account, community, owner))
+
+
+@api.operation(
+    "GET",
+    "/v1/communities/{slug}/accounts/near-limits",
+    tag=TAG,
+    summary="Accounts near their limits (treasurers, admins, auditing clients)",
+    query=NearLimitsQuery,
+    responses={200: NearLimitsOut},
+)
+async def near_limits(request: web.Request) -> web.Response:
+    """Members' and organizations' open accounts within `share_bps` (per 10,000)
+    of a limit: what they may still spend, reservations counted, against what they
+    may owe, or what they may still receive against their ceiling."""
+    community, actor = await community_actor(request, request.match_info["slug"])
+    actor.require_audit()
+    query = query_of(request, NearLimitsQuery)
+    accounts = await request.app[LEDGER].near_limits(
+        community.id, share_bps=query.share_bps, limit=query.limit + 1
+    )
+    listed = accounts[: query.limit]
+    parties = await request.app[DIRECTORY].parties(
+        community.id, list({account.owner_id for account in listed})
+    )
+    items = [
+        account_out(
+            account,
+            community,
+            OwnerOut(
+                id=account.owner_id,
+                kind=parties[account.owner_id][0],
+                display_name=parties[account.owner_id][1],
+            ),
+        )
+        for account in listed
+    ]
+    return respond(NearLimitsOut(items=items, truncated=len(accounts) > query.limit))
 
 
 @api.operation(

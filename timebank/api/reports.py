@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
@@ -13,7 +14,15 @@ from timebank.api.accounts import _aware, visible_account
 from timebank.api.context import community_actor, path_uuid
 from timebank.api.contract import query_of, respond
 from timebank.api.registry import api
-from timebank.api.schemas import FlowOut, FlowsOut, FlowsQuery, PeriodQuery
+from timebank.api.schemas import (
+    FlowOut,
+    FlowsOut,
+    FlowsQuery,
+    InactiveMemberOut,
+    InactiveMembersOut,
+    InactiveQuery,
+    PeriodQuery,
+)
 from timebank.keys import LEDGER
 from timebank.ledger.models import STATEMENT_PAGE_SIZE_MAX, TransactionKind
 
@@ -43,6 +52,37 @@ STATEMENT_COLUMNS = (
     "amount",
     "balance_after",
 )
+
+
+@api.operation(
+    "GET",
+    "/v1/communities/{slug}/members/inactive",
+    tag=TAG,
+    summary="Members without an exchange lately (treasurers, admins, auditing clients)",
+    query=InactiveQuery,
+    responses={200: InactiveMembersOut},
+)
+async def inactive_members(request: web.Request) -> web.Response:
+    """Members with no posting on any of their accounts for `days` days (and who
+    joined before that), those who never exchanged first, then the longest idle:
+    whom a time bank's coordinator calls."""
+    community, actor = await community_actor(request, request.match_info["slug"])
+    actor.require_audit()
+    query = query_of(request, InactiveQuery)
+    since = datetime.now(UTC) - timedelta(days=query.days)
+    members = await request.app[LEDGER].inactive_members(
+        community.id, since=since, limit=query.limit + 1
+    )
+    items = [
+        InactiveMemberOut(
+            party_id=member.party_id,
+            display_name=member.display_name,
+            joined_at=member.joined_at,
+            last_exchange_at=member.last_posted_at,
+        )
+        for member in members[: query.limit]
+    ]
+    return respond(InactiveMembersOut(items=items, truncated=len(members) > query.limit))
 
 
 @api.operation(

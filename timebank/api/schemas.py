@@ -25,8 +25,12 @@ from timebank.ledger.models import (
     AMOUNT_MAX,
     BATCH_SIZE_MAX,
     CATEGORY_LENGTH_MAX,
+    INACTIVE_DAYS_MAX,
+    INACTIVE_PAGE_MAX,
     LIMIT_ABSOLUTE_MAX,
     MEMO_LENGTH_MAX,
+    NEAR_LIMITS_PAGE_MAX,
+    NEAR_LIMITS_SHARE_BPS_MAX,
     POSTINGS_PER_TRANSACTION_MAX,
     STATEMENT_PAGE_SIZE_DEFAULT,
     STATEMENT_PAGE_SIZE_MAX,
@@ -255,6 +259,38 @@ class AccountOut(BaseModel):
     pending_credits: int
     min_balance: int
     max_balance: int
+
+
+class NearLimitsQuery(Query):
+    share_bps: Annotated[int, Field(ge=1, le=NEAR_LIMITS_SHARE_BPS_MAX)] = Field(
+        default=1000,
+        description="How near, per 10,000 of the limit: within 10% by default.",
+    )
+    limit: Annotated[int, Field(ge=1, le=NEAR_LIMITS_PAGE_MAX)] = 100
+
+
+class NearLimitsOut(BaseModel):
+    items: list[AccountOut]
+    truncated: bool = Field(description="More accounts are near their limits than listed.")
+
+
+class InactiveQuery(Query):
+    days: Annotated[int, Field(ge=1, le=INACTIVE_DAYS_MAX)] = Field(
+        default=90, description="Without an exchange for at least so many days."
+    )
+    limit: Annotated[int, Field(ge=1, le=INACTIVE_PAGE_MAX)] = 100
+
+
+class InactiveMemberOut(BaseModel):
+    party_id: uuid.UUID
+    display_name: str
+    joined_at: datetime
+    last_exchange_at: datetime | None = Field(description="Their latest posting; null: never.")
+
+
+class InactiveMembersOut(BaseModel):
+    items: list[InactiveMemberOut]
+    truncated: bool = Field(description="More members are inactive than listed.")
 
 
 class AccountPatch(Request):
@@ -678,7 +714,12 @@ class SignedAck(Request):
 
 
 class ResolveIn(Request):
-    signed: SignedAck | None = None
+    signed: SignedAck | SignedIntent | None = Field(
+        default=None,
+        description="The payee's signed acknowledgement of a payer's signed intent, or,"
+        " when the payer confirms what the payee proposed, the payer's signed transfer"
+        " intent (the same document as a signed post's).",
+    )
 
 
 class CommunityPatch(Request):

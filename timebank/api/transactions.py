@@ -25,6 +25,8 @@ from timebank.api.schemas import (
     ResolveIn,
     ReverseIn,
     SignatureOut,
+    SignedAck,
+    SignedIntent,
     TransactionBody,
     TransactionIn,
     TransactionOut,
@@ -55,10 +57,21 @@ from timebank.ledger.models import (
 )
 from timebank.ledger.store import StoredSignature
 from timebank.metrics import METRICS
-from timebank.pools.models import LEVIED_KINDS, rule_for, with_levy, with_overflow
+from timebank.pools.models import (
+    LEVIED_KINDS,
+    levy_shares,
+    rule_for,
+    with_levy,
+    with_overflow,
+)
 from timebank.signing import intents
-from timebank.signing.errors import SignatureMalformed, SignatureRefused, SignatureRequired
-from timebank.signing.service import decode, verified_ack, verified_intent
+from timebank.signing.errors import (
+    IntentMismatch,
+    SignatureMalformed,
+    SignatureRefused,
+    SignatureRequired,
+)
+from timebank.signing.service import decode, refused, verified_ack, verified_intent
 
 TAG = "Transactions"
 WRITE_ERRORS = (
@@ -93,13 +106,17 @@ async def _payer_signature(
     actor: Actor,
     owners: dict[uuid.UUID, uuid.UUID],
 ) -> StoredSignature | None:
-    """The transfer's signed intent, verified; None when unsigned and the community
-    does not require signatures of the payer's kind (members and organizations)."""
+    """The transfer's signed intent, verified; None when unsigned and either the
+    community does not require signatures of the payer's kind (members and
+    organizations) or the transaction is pending: a proposal posts nothing until
+    its payer confirms, and that confirmation carries the payer's signed intent."""
     keys = request.app[KEYS]
     signed = body.signed if isinstance(body, TransferIn) else None
     if signed is None:
-        if await keys.policy(community.id) == "required" and await _payer_is_a_member(
-            request, community, body, owners
+        if (
+            not body.pending
+            and await keys.policy(community.id) == "required"
+            and await _payer_is_a_member(request, community, body, owners)
         ):
             raise SignatureRequired("this community requires a signed intent from the payer")
         return None
@@ -132,10 +149,11 @@ async def _unsigned_allowed(
     required: bool,
 ) -> None:
     """Batches carry no signatures: a signed transfer is posted on its own, and a
-    community that requires signatures takes no unsigned member payment here."""
+    community that requires signatures takes no unsigned member payment here
+    (proposals excepted: their payer signs the confirmation)."""
     if isinstance(item, TransferIn) and item.signed is not None:
         raise SignatureMalformed("post a signed transfer on its own, not in a batch")
-    if required and await _payer_is_a_member(request, community, item, owners):
+    if required and not item.pending and await _payer_is_a_member(request, community, item, owners):
         raise SignatureRequired("this community requires a signed intent from the payer")
 
 
@@ -159,6 +177,17 @@ async def _payer_is_a_member(
         if isinstance(body, TransferIn)
         else [posting.account for posting in body.postings if posting.amount < 0]
     )
+    return await _any_member_pays(request, community, debited, owners)
+
+
+async def _any_member_pays(
+    request: web.Request,
+    community: Community,
+    debited: Iterable[uuid.UUID],
+    owners: dict[uuid.UUID, uuid.UUID],
+) -> bool:
+    """Whether a member or an organization owns one of the debited accounts: the
+    payers a community's signature policy speaks of (not pools, not the community)."""
     payer_owners = [owners[account] for account in debited if account in owners]
     kinds = await request.app[DIRECTORY].parties(community.id, payer_owners)
     return any(kind in ("member", "organization") for kind, _ in kinds.values())
@@ -509,13 +538,16 @@ SIGNATURE_ERRORS_OF_RESOLUTIONS = (
         "limit_exceeded",
         "account_frozen",
         "account_closed",
+        "intent_expired",
         *SIGNATURE_ERRORS_OF_RESOLUTIONS,
     ),
 )
 async def confirm_transaction(request: web.Request) -> web.Response:
     """The reservation becomes a posting. A transaction the payee proposed is
-    confirmed by the payer; one the payer signed is accepted by the payee, with a
-    signed acknowledgement (`signed.ack`, decision accept) when given or when the
+    confirmed by the payer, with the payer's signed transfer intent
+    (`signed.intent`, as a signed post's) when given or when the community requires
+    signatures; one the payer signed is accepted by the payee, with a signed
+    acknowledgement (`signed.ack`, decision accept) when given or when the
     community requires signatures. Confirming twice answers the same; an expired
     or voided one is not_pending."""
     return await _resolve(request, intents.AckDecision.ACCEPT)
@@ -561,9 +593,15 @@ async def _resolve(request: web.Request, decision: intents.AckDecision) -> web.R
         actor.require_void(owners.values())
     else:
         actor.require_scope(Scope.TRANSACTIONS_WRITE)
-    signature = await _payee_ack(
-        request, body, community, actor, transaction, intent, credited, decision, payee_acts
-    )
+    payer_confirms = accepting and not payee_acts
+    if payer_confirms:
+        signature = await _payer_confirmation(
+            request, body, community, actor, transaction, intent, owners
+        )
+    else:
+        signature = await _payee_ack(
+            request, body, community, actor, transaction, intent, credited, decision, payee_acts
+        )
     if signature is None:
         await (store.confirm if accepting else store.void)(community.id, transaction.id)
     elif accepting:
@@ -585,6 +623,10 @@ async def _payee_ack(
     payee_acts: bool,
 ) -> StoredSignature | None:
     keys = request.app[KEYS]
+    if isinstance(body.signed, SignedIntent):
+        raise SignatureMalformed(
+            "a signed intent confirms what the payee proposed, and only the payer signs it"
+        )
     if body.signed is None:
         if (
             payee_acts
@@ -611,6 +653,97 @@ async def _payee_ack(
         decision=decision,
         signers=signers,
     )
+
+
+async def _payer_confirmation(
+    request: web.Request,
+    body: ResolveIn,
+    community: Community,
+    actor: Actor,
+    transaction: Transaction,
+    intent: StoredSignature | None,
+    owners: dict[uuid.UUID, uuid.UUID],
+) -> StoredSignature | None:
+    """The payer's signed intent confirming what the payee proposed, verified as a
+    signed post's; None when unsigned and either the proposal already carries the
+    payer's intent or the community does not require signatures of the payer."""
+    keys = request.app[KEYS]
+    if isinstance(body.signed, SignedAck):
+        raise SignatureMalformed("an acknowledgement is the payee's answer, not the payer's")
+    if body.signed is None:
+        if (
+            intent is None
+            and await keys.policy(community.id) == "required"
+            and await _any_member_pays(
+                request,
+                community,
+                (p.account_id for p in transaction.postings if p.amount < 0),
+                owners,
+            )
+        ):
+            raise SignatureRequired("this community requires the payer's signed intent")
+        return None
+    signed = decode(body.signed.intent, "intent")
+    if intent is not None:
+        if intent.signed == signed:
+            # A retry of this confirmation: it answers the same, writing nothing.
+            return None
+        raise SignatureMalformed("this transaction already carries its payer's signed intent")
+    payer, payee, amount = await _signed_transfer_of(request, transaction, signed)
+    origin = await request.app[LOG].origin(community.id, community.slug)
+    return await verified_intent(
+        keys,
+        community_id=community.id,
+        origin=origin,
+        signed=signed,
+        signature=decode(body.signed.signature, "signature"),
+        tx_id=transaction.id,
+        payer=payer,
+        payee=payee,
+        unit=(await request.app[LEDGER].account(payer)).unit_code,
+        amount=amount,
+        memo=transaction.memo,
+        signers=_signers_for(actor, owners[payer]),
+    )
+
+
+async def _signed_transfer_of(
+    request: web.Request, transaction: Transaction, signed: bytes
+) -> tuple[uuid.UUID, uuid.UUID, int]:
+    """(payer, payee, amount) that a payer's intent must say of this pending
+    transaction: a transfer's two legs, or the first two of a transfer with what a
+    pool takes from it. Of the latter the postings alone do not tell the amount the
+    payer meant (how a levy was shared), so the signed amount is taken when the
+    levy in force on it, or an overflow to the third account, gives exactly these
+    postings: what the replay accepts, no more."""
+    postings = transaction.postings
+    if len(postings) not in (2, 3) or postings[0].amount >= 0 or postings[1].amount <= 0:
+        raise SignatureMalformed("only a transfer from one account to another can be signed")
+    payer, payee = postings[0].account_id, postings[1].account_id
+    if len(postings) == 2:
+        return payer, payee, postings[1].amount
+    said = refused(lambda: intents.parse_transfer_intent(signed))
+    if not await _pool_leg_fits(request, transaction, said.unit, said.amount):
+        raise IntentMismatch("the signed amount differs from the transaction's", field="amount")
+    return payer, payee, said.amount
+
+
+async def _pool_leg_fits(
+    request: web.Request, transaction: Transaction, unit: str, amount: int
+) -> bool:
+    """Whether a transfer of `amount` gives the transaction's three legs: with the
+    levy of the rule in force, or with an overflow (the payer pays the amount, the
+    pool's account takes what the payee could not)."""
+    payer_leg, payee_leg, third = (posting.amount for posting in transaction.postings)
+    policies = await request.app[POOLS].policies(transaction.community_id)
+    rule = rule_for(policies.levies, unit, transaction.category) if policies.levies else None
+    if rule is not None:
+        payer_share, payee_share = levy_shares(rule, amount)
+        levied = (-(amount + payer_share), amount - payee_share, payer_share + payee_share)
+        if levied == (payer_leg, payee_leg, third):
+            return True
+    overflow = policies.overflow_account(unit) if policies.overflows else None
+    return overflow == transaction.postings[2].account_id and amount == -payer_leg
 
 
 async def _stored_with_signatures(

@@ -28,6 +28,22 @@ MEMO_LENGTH_MAX = 500
 CATEGORY_LENGTH_MAX = 64
 STATEMENT_PAGE_SIZE_DEFAULT = 50
 STATEMENT_PAGE_SIZE_MAX = 500
+# The accounts near their limits: within a share of a limit (per 10,000), a page of them.
+NEAR_LIMITS_SHARE_BPS_MAX = 10_000
+NEAR_LIMITS_PAGE_MAX = 500
+# Members without an exchange for so many days, a page of them.
+INACTIVE_DAYS_MAX = 3650
+INACTIVE_PAGE_MAX = 500
+
+
+@dataclass(frozen=True, slots=True)
+class InactiveMember:
+    """A member and their latest posting (None: never), for the treasurer."""
+
+    party_id: uuid.UUID
+    display_name: str
+    joined_at: datetime
+    last_posted_at: datetime | None
 
 
 class UnitKind(enum.StrEnum):

@@ -56,15 +56,70 @@ SELECT $1, $2, $3, $4, coalesce($5, d.min_balance), coalesce($6, d.max_balance)
 RETURNING id
 """
 
-SELECT_ACCOUNT = """
+# An account as the store reads it: `a` the account, `u` its unit, `h` its live holds.
+ACCOUNT_COLUMNS = """
 SELECT a.id, a.community_id, u.code AS unit_code, a.owner_id, a.purpose, a.status,
        a.min_balance, a.max_balance, a.balance, a.posting_count,
        coalesce(h.pending_debits, 0) AS pending_debits,
        coalesce(h.pending_credits, 0) AS pending_credits
   FROM accounts a
-  JOIN units u ON u.community_id = a.community_id AND u.id = a.unit_id
+  JOIN units u ON u.community_id = a.community_id AND u.id = a.unit_id"""
+
+SELECT_ACCOUNT = (
+    ACCOUNT_COLUMNS
+    + """
   LEFT JOIN LATERAL ledger_active_holds(a.community_id, ARRAY[a.id], clock_timestamp()) h ON true
  WHERE a.id = $1
+"""
+)
+
+# Members' and organizations' open accounts within a share ($2, per 10,000) of a
+# limit: what they may still spend (with reservations) against what they may owe,
+# or what they may still receive against their ceiling. One pass over the
+# community's accounts and live holds: a report, not a hot path.
+SELECT_NEAR_LIMITS = (
+    """
+WITH held AS (
+    SELECT h.account_id,
+           coalesce(sum(-h.amount) FILTER (WHERE h.amount < 0), 0)::bigint AS pending_debits,
+           coalesce(sum(h.amount) FILTER (WHERE h.amount > 0), 0)::bigint AS pending_credits
+      FROM holds h
+     WHERE h.community_id = $1 AND h.expires_at > clock_timestamp()
+     GROUP BY h.account_id)"""
+    + ACCOUNT_COLUMNS
+    + """
+  JOIN parties p ON p.community_id = a.community_id AND p.id = a.owner_id
+  LEFT JOIN held h ON h.account_id = a.id
+ WHERE a.community_id = $1
+   AND a.status <> 'closed'
+   AND p.kind IN ('member', 'organization')
+   AND ((a.min_balance < 0
+         AND (a.balance - coalesce(h.pending_debits, 0) - a.min_balance)::numeric * 10000
+             <= (-a.min_balance)::numeric * $2)
+        OR (a.max_balance > 0
+            AND (a.max_balance - a.balance - coalesce(h.pending_credits, 0))::numeric * 10000
+                <= a.max_balance::numeric * $2))
+ ORDER BY a.owner_id, u.code, a.id
+ LIMIT $3
+"""
+)
+
+# Members whose latest posting (on any of their accounts) or, without one, whose
+# joining is before $2: oldest first, never-active first. An account's latest
+# posting is the one numbered by its posting_count (primary key lookups).
+SELECT_INACTIVE_MEMBERS = """
+SELECT m.id, m.display_name, m.created_at, m.last_posted_at
+  FROM (SELECT p.id, p.display_name, p.created_at,
+               (SELECT max(s.posted_at)
+                  FROM accounts a
+                  JOIN postings s ON s.community_id = a.community_id AND s.account_id = a.id
+                                 AND s.account_seq = a.posting_count
+                 WHERE a.owner_id = p.id AND a.community_id = p.community_id) AS last_posted_at
+          FROM parties p
+         WHERE p.community_id = $1 AND p.kind = 'member') m
+ WHERE coalesce(m.last_posted_at, m.created_at) < $2
+ ORDER BY m.last_posted_at NULLS FIRST, m.created_at, m.id
+ LIMIT $3
 """
 
 # A transaction, its legs as asked and, once posted, the balance each left.

@@ -33,11 +33,13 @@ from timebank.ledger.errors import (
 )
 from timebank.ledger.models import (
     MEMO_LENGTH_MAX,
+    NEAR_LIMITS_SHARE_BPS_MAX,
     STATEMENT_PAGE_SIZE_DEFAULT,
     STATEMENT_PAGE_SIZE_MAX,
     Account,
     AccountStatus,
     Community,
+    InactiveMember,
     Outcome,
     Party,
     PartyKind,
@@ -299,6 +301,33 @@ class LedgerStore:
         if row is None:
             raise UnknownAccount(account_id=str(account_id))
         return _account(row)
+
+    async def near_limits(
+        self, community_id: uuid.UUID, *, share_bps: int, limit: int
+    ) -> list[Account]:
+        """Members' and organizations' open accounts within `share_bps` (per 10,000)
+        of their floor or their ceiling, reservations counted; at most `limit`."""
+        assert 0 < share_bps <= NEAR_LIMITS_SHARE_BPS_MAX
+        assert limit > 0
+        rows = await self._fetch(queries.SELECT_NEAR_LIMITS, community_id, share_bps, limit)
+        return [_account(row) for row in rows]
+
+    async def inactive_members(
+        self, community_id: uuid.UUID, *, since: datetime, limit: int
+    ) -> list[InactiveMember]:
+        """Members with no posting since `since` (nor joined since), at most `limit`."""
+        assert since.tzinfo is not None
+        assert limit > 0
+        rows = await self._fetch(queries.SELECT_INACTIVE_MEMBERS, community_id, since, limit)
+        return [
+            InactiveMember(
+                party_id=row["id"],
+                display_name=row["display_name"],
+                joined_at=row["created_at"],
+                last_posted_at=row["last_posted_at"],
+            )
+            for row in rows
+        ]
 
     async def set_limits(
         self, community_id: uuid.UUID, account_id: uuid.UUID, min_balance: int, max_balance: int

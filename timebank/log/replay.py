@@ -77,6 +77,9 @@ class Replay:
     keys: dict[str, KeyState] = field(default_factory=dict)
     # Signed intents of pending transactions, which acknowledgements hash.
     pending_intents: dict[str, bytes] = field(default_factory=dict)
+    # Memo hashes of pending transactions, which a payer's intent signed at
+    # confirmation names.
+    pending_memos: dict[str, str] = field(default_factory=dict)
     # Organization party -> the member parties who act for it.
     agents: dict[str, set[str]] = field(default_factory=dict)
     signatures_policy: str = "optional"
@@ -269,7 +272,7 @@ class Precomputed:
             return
         signed, raw_signature = decoded
         purpose = signature.get("purpose")
-        if kind == "transaction" and purpose == "intent":
+        if purpose == "intent":
             self.read_intents[signed] = _outcome(read_intent, signed)
         elif kind == "resolution" and purpose == "ack":
             self.read_acks[signed] = _outcome(intents.parse_ack, signed)
@@ -390,11 +393,21 @@ def _apply_transaction(
     unbalanced = {unit: total for unit, total in totals.items() if total != 0}
     if unbalanced:
         raise ReplayError(index, f"postings do not balance per unit: {unbalanced}")
+    pending = entry["state"] == "pending"
     for signature in entry.get("signatures") or ():
-        _check_intent_signature(state, index, entry, postings, signature, ahead)
+        signed = _check_intent_signature(
+            state,
+            index,
+            (transaction_id, entry["memo_sha256"], postings, pending),
+            signature,
+            ahead,
+        )
+        if pending:
+            state.pending_intents[transaction_id] = signed
     state.transactions.add(transaction_id)
-    if entry["state"] == "pending":
+    if pending:
         state.pending[transaction_id] = postings
+        state.pending_memos[transaction_id] = entry["memo_sha256"]
     elif entry["state"] == "posted":
         _post(state, postings)
     else:
@@ -408,8 +421,12 @@ def _apply_resolution(state: Replay, index: int, entry: dict[str, Any], ahead: P
         raise ReplayError(index, f"transaction {transaction_id} is not pending")
     if entry["state"] not in RESOLVED_STATES:
         raise ReplayError(index, f"a resolution to {entry['state']!r}")
+    memo_sha256 = state.pending_memos.pop(transaction_id)
     for signature in entry.get("signatures") or ():
-        _check_ack_signature(state, index, entry, postings, signature, ahead)
+        if signature.get("purpose") == "intent":
+            _check_confirming_intent(state, index, entry, (memo_sha256, postings), signature, ahead)
+        else:
+            _check_ack_signature(state, index, entry, postings, signature, ahead)
     state.pending_intents.pop(transaction_id, None)
     if entry["state"] == "posted":
         _post(state, postings)
@@ -429,16 +446,45 @@ def _apply_key_revocation(state: Replay, index: int, entry: dict[str, Any]) -> N
     key.revoked = True
 
 
-def _check_intent_signature(
+SignedTransaction = tuple[str, str, list[tuple[str, int]], bool]
+"""What a payer's intent is checked against: (transaction id, memo hash,
+postings, whether still pending)."""
+
+
+def _check_confirming_intent(
     state: Replay,
     index: int,
     entry: dict[str, Any],
-    postings: list[tuple[str, int]],
+    pending: tuple[str, list[tuple[str, int]]],
     signature: dict[str, Any],
     ahead: Precomputed,
 ) -> None:
+    """A payer's intent logged with a resolution confirms what the payee proposed:
+    only a confirmation (posted) carries one, of a transaction its payer had not
+    signed, and it says what the pending transaction does, as a signed post's."""
+    transaction_id = entry["id"]
+    if entry["state"] != "posted" or transaction_id in state.pending_intents:
+        raise ReplayError(
+            index, f"a payer's intent on a {entry['state']} resolution of a signed transaction"
+        )
+    memo_sha256, postings = pending
+    # Pending: a levy's or overflow's leg was judged when the payee proposed it.
+    _check_intent_signature(
+        state, index, (transaction_id, memo_sha256, postings, True), signature, ahead
+    )
+
+
+def _check_intent_signature(
+    state: Replay,
+    index: int,
+    transaction: SignedTransaction,
+    signature: dict[str, Any],
+    ahead: Precomputed,
+) -> bytes:
     """The payer's intent says what the transaction does, names this log, and was
-    signed by a key live here belonging to the payer (or an agent of it)."""
+    signed by a key live here belonging to the payer (or an agent of it). Returns
+    the intent's signed bytes."""
+    transaction_id, memo_sha256, postings, pending = transaction
     key, signed, raw_signature, purpose = _signed_with(state, index, signature, ahead)
     if purpose != "intent":
         raise ReplayError(index, f"a transaction carries a {purpose!r} signature")
@@ -447,18 +493,18 @@ def _check_intent_signature(
     except intents.SignatureError as error:
         raise ReplayError(index, f"a malformed intent: {error.message}") from None
     # A levied transfer: the payer's and payee's legs, then the levy's credit.
-    levied = _levy_fits(state, postings, said.amount, pending=entry["state"] == "pending")
+    levied = _levy_fits(state, postings, said.amount, pending=pending)
     core = postings[:2] if levied else postings
     payer = next((account for account, amount in core if amount < 0), None)
     payee = next((account for account, amount in core if amount > 0), None)
     expected = {
         "ledger": state.origin if state.origin is not None else said.ledger,
-        "tx_id": entry["id"],
+        "tx_id": transaction_id,
         "payer": payer,
         "payee": payee,
         "amount": said.amount if levied else next((m for _, m in core if m > 0), None),
         "unit": state.accounts[payer].unit if payer is not None else None,
-        "memo_hash": entry["memo_sha256"],
+        "memo_hash": memo_sha256,
     }
     different = [name for name in INTENT_FIELDS if expected[name] != getattr(said, name)]
     if len(core) != 2 or different:
@@ -466,8 +512,7 @@ def _check_intent_signature(
     assert payer is not None
     _require_signer(state, index, key, state.accounts[payer].owner)
     _require_verified(index, key, signed, raw_signature, ahead)
-    if entry["state"] == "pending":
-        state.pending_intents[entry["id"]] = signed
+    return signed
 
 
 def _levy_fits(

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 import mimetypes
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import segno
 from aiohttp import web
 
 STATIC_DIRECTORY = Path(__file__).resolve().parent / "static"
@@ -57,7 +60,8 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cross-Origin-Opener-Policy": "same-origin",
-    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+    # The camera, for reading a merchant's payment code on this page only.
+    "Permissions-Policy": "camera=(self), microphone=(), geolocation=()",
 }
 CONTENT_TYPES = {
     ".js": "text/javascript; charset=utf-8",
@@ -160,10 +164,42 @@ async def versioned_file(request: web.Request) -> web.Response:
     return _answer(request, asset, CACHE_FOREVER, assets.version)
 
 
+# A payment code: the app's own link to pay an account (optionally an amount of a
+# unit). Only such links are drawn, so the route is no general QR service.
+PAY_CODE = re.compile(
+    r"https?://[A-Za-z0-9.:\[\]-]{1,100}/#/pay\?to=[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}"
+    r"(&unit=[A-Za-z][A-Za-z0-9_-]{0,15})?(&amount=[1-9][0-9]{0,14})?"
+)
+PAY_CODE_MODULE_SIZE_PX = 6
+PAY_CODE_QUIET_ZONE_MODULES = 4
+
+
+async def pay_code(request: web.Request) -> web.Response:
+    """The QR code (SVG) of a payment link (`?text=`), drawn here so that phones
+    download no QR encoder; the same link answers the same bytes, cached for good."""
+    text = request.query.get("text", "")
+    if not PAY_CODE.fullmatch(text):
+        raise web.HTTPBadRequest(text="not a payment link of this app")
+    svg = io.BytesIO()
+    segno.make(text, error="m").save(
+        svg,
+        kind="svg",
+        scale=PAY_CODE_MODULE_SIZE_PX,
+        border=PAY_CODE_QUIET_ZONE_MODULES,
+        xmldecl=False,
+        svgclass=None,
+        lineclass=None,
+        title=None,
+    )
+    asset = _asset("code.svg", svg.getvalue())
+    return _answer(request, asset, CACHE_FOREVER, hashlib.sha256(asset.body).hexdigest()[:16])
+
+
 def add_front(app: web.Application) -> None:
     """Registers the web front's routes (`/`, `/sw.js`, `/manifest.webmanifest`,
-    `/static/<version>/...`) on `app`."""
+    `/static/<version>/...`, `/pay-code.svg`) on `app`."""
     app[FRONT_ASSETS] = load_assets()
     for path in ROOT_FILES:
         app.router.add_get(path, root_file)
     app.router.add_get("/static/{version}/{name:.+}", versioned_file)
+    app.router.add_get("/pay-code.svg", pay_code)

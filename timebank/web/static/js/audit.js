@@ -1,18 +1,23 @@
 // The treasurer's dashboard: the trial balance (zero per unit), the accounts near
-// their limits, the flows by category this month, and the journal as CSV. Loaded
-// only when a treasurer or an admin opens it: members never download it.
+// their limits, the flows by category this month, the pools and their decisions,
+// unpaid dues, the euro reserve, the log verified on demand, the journal as CSV,
+// and an admin's tasks. Loaded only when a treasurer or an admin opens it:
+// members never download it.
 
 import * as api from "./api.js";
-import { h } from "./dom.js";
-import { formatAmount } from "./format.js";
+import { adminSection } from "./admin.js";
+import { h, mount } from "./dom.js";
+import { formatAmount, formatDate } from "./format.js";
 import { categories, language, t } from "./i18n.js";
+import { verifyLog } from "./logcheck.js";
 
-// Accounts read for the limits list: the directory's first page of members. A
-// community-wide listing of accounts by headroom belongs in the API (TODO).
-const MEMBERS_READ_MAX = 100;
-const READS_IN_FLIGHT_MAX = 6;
-// Near a limit: 90% of the allowed debt used, or within 10% of the ceiling.
-const NEAR_LIMIT_SHARE = 0.1;
+// Near a limit: 90% of the allowed debt used, or within 10% of the ceiling (the
+// service lists them: GET .../accounts/near-limits).
+const NEAR_LIMIT_SHARE_BPS = 1000;
+const NEAR_LIMITS_READ = 100;
+const POOL_REQUESTS_READ = 20;
+const INACTIVE_DAYS = 90;
+const INACTIVE_READ = 100;
 
 // A table that scrolls sideways on a phone, reachable by keyboard to do so.
 function table(caption, headers, rows) {
@@ -52,32 +57,10 @@ function trialBalance(balance, unitOf) {
   );
 }
 
-async function inBatches(items, work) {
-  const results = [];
-  for (let start = 0; start < items.length; start += READS_IN_FLIGHT_MAX) {
-    results.push(...(await Promise.all(items.slice(start, start + READS_IN_FLIGHT_MAX).map(work))));
-  }
-  return results;
-}
-
-function nearLimit(account) {
-  const floor = account.min_balance;
-  const ceiling = account.max_balance;
-  const nearFloor = floor < 0 && account.available - floor <= -floor * NEAR_LIMIT_SHARE;
-  const incoming = account.balance + account.pending_credits;
-  const nearCeiling = ceiling > 0 && ceiling - incoming <= ceiling * NEAR_LIMIT_SHARE;
-  return nearFloor || nearCeiling;
-}
-
 async function nearLimits(context, unitOf) {
   const slug = context.membership.community;
-  const page = await api.get(`/v1/communities/${slug}/members?limit=${MEMBERS_READ_MAX}`);
-  const refs = page.items.flatMap((member) => member.accounts.map((a) => [member, a]));
-  const accounts = await inBatches(refs, async ([member, ref]) => ({
-    member,
-    account: await api.get(`/v1/accounts/${ref.id}`),
-  }));
-  const near = accounts.filter(({ account }) => nearLimit(account));
+  const page = await api.get(`/v1/communities/${slug}/accounts/near-limits?share_bps=${NEAR_LIMIT_SHARE_BPS}&limit=${NEAR_LIMITS_READ}`);
+  const near = page.items.map((account) => ({ member: account.owner, account }));
   const amount = (value, code) => formatAmount(value, unitOf(code), language());
   return h(
     "section",
@@ -148,18 +131,136 @@ function exports(context) {
   );
 }
 
+const partyName = (context, partyId) =>
+  context.members.find((m) => m.party_id === partyId)?.display_name || partyId.slice(0, 8);
+
+// Each pool's balance and its latest requests with the managers' decisions.
+async function pools(context, unitOf) {
+  const slug = context.membership.community;
+  const amount = (value, code) => formatAmount(value, unitOf(code), language());
+  const list = (await api.get(`/v1/communities/${slug}/pools`)).items;
+  const requests = await Promise.all(list.map((pool) =>
+    api.get(`/v1/communities/${slug}/pools/${pool.id}/requests?limit=${POOL_REQUESTS_READ}`)));
+  return h("section", { "aria-labelledby": "pools-audit" },
+    h("h2", { id: "pools-audit" }, t("pools")),
+    list.length
+      ? list.map((pool, index) => [
+          h("p", {}, `${pool.name}: ${pool.units.map((u) => amount(u.balance, u.unit)).join(", ")}`),
+          requests[index].items.length
+            ? table(`${t("pool_requests")} ${pool.name}`, [t("member"), t("amount"), t("state"), t("decisions")],
+                requests[index].items.map((r) => [
+                  partyName(context, r.beneficiary),
+                  amount(r.amount, r.unit),
+                  t(`request_${r.state}`),
+                  r.decisions.map((d) => `${partyName(context, d.manager)}: ${t(d.decision)}`).join(", ") || "—",
+                ]))
+            : null,
+        ])
+      : h("p", {}, t("no_pools")));
+}
+
+// Fees and dues charged and not paid, the overdue ones first.
+async function dues(context, unitOf) {
+  const slug = context.membership.community;
+  const unpaid = (await api.get(`/v1/communities/${slug}/policies/dues?unpaid=true`)).items;
+  unpaid.sort((a, b) => Number(b.overdue) - Number(a.overdue));
+  const unitOfAccount = (id) => context.members.flatMap((m) => m.accounts).find((a) => a.id === id)?.unit;
+  return h("section", { "aria-labelledby": "dues" },
+    h("h2", { id: "dues" }, t("dues_unpaid")),
+    unpaid.length
+      ? table(t("dues_unpaid"), [t("member"), t("amount"), t("due_on"), t("state")], unpaid.map((due) => {
+          const code = unitOfAccount(due.account);
+          return [
+            partyName(context, due.owner),
+            code ? formatAmount(due.amount, unitOf(code), language()) : String(due.amount),
+            due.due_on ? formatDate(due.due_on, language()) : "—",
+            due.overdue ? t("overdue") : t("unpaid"),
+          ];
+        }))
+      : h("p", {}, t("no_dues")));
+}
+
+// Each euro-backed currency: what circulates equals the reserve plus the fees.
+async function reserves(context, unitOf) {
+  const slug = context.membership.community;
+  const currencies = context.community.units.filter((unit) => unit.kind === "currency");
+  const backed = (await Promise.all(currencies.map((unit) =>
+    api.get(`/v1/communities/${slug}/currencies/${unit.code}`).catch((error) => {
+      if (error instanceof api.ApiError && error.code === "unknown_currency") return null;
+      throw error;
+    })))).filter(Boolean);
+  if (!backed.length) return null;
+  const euros = (cents) => formatAmount(cents, { kind: "currency", decimals: 2, code: "€" }, language());
+  return h("section", { "aria-labelledby": "reserve" },
+    h("h2", { id: "reserve" }, t("reserve")),
+    table(t("reserve"), [t("unit"), t("circulation"), t("reserve_held"), t("fees"), t("check")], backed.map((c) => [
+      unitOf(c.unit)?.name || c.unit,
+      formatAmount(c.circulation, unitOf(c.unit), language()),
+      euros(c.reserve),
+      euros(c.fees),
+      c.circulation === c.reserve + c.fees ? t("reserve_ok") : t("reserve_wrong"),
+    ])));
+}
+
+// Members without an exchange for INACTIVE_DAYS: whom a coordinator calls.
+async function inactive(context) {
+  const slug = context.membership.community;
+  const page = await api.get(`/v1/communities/${slug}/members/inactive?days=${INACTIVE_DAYS}&limit=${INACTIVE_READ}`);
+  return h("section", { "aria-labelledby": "inactive" },
+    h("h2", { id: "inactive" }, t("inactive", { days: INACTIVE_DAYS })),
+    page.items.length
+      ? table(t("inactive", { days: INACTIVE_DAYS }), [t("member"), t("last_exchange")], page.items.map((member) => [
+          member.display_name,
+          member.last_exchange_at ? formatDate(member.last_exchange_at, language()) : t("never"),
+        ]))
+      : h("p", {}, t("none_inactive")));
+}
+
+// The latest checkpoint, and the log verified on this phone on demand.
+async function logSection(context) {
+  const slug = context.membership.community;
+  const checkpoint = await api.get(`/v1/communities/${slug}/log/checkpoint`);
+  const result = h("p", { id: "verify-result", role: "status" });
+  const run = async () => {
+    mount(result, t("verifying"));
+    try {
+      const outcome = await verifyLog(slug);
+      result.className = outcome.ok ? "" : "error";
+      mount(result, outcome.ok ? t("log_ok", { size: outcome.size }) : t(`log_${outcome.problem}`, { size: outcome.size }));
+    } catch (error) {
+      result.className = "error";
+      mount(result, t("error", { code: error.code || error.message }));
+    }
+  };
+  return h("section", { "aria-labelledby": "log" },
+    h("h2", { id: "log" }, t("log_title")),
+    h("p", {}, t("checkpoint", { size: checkpoint.tree_size, date: formatDate(checkpoint.created_at, language()) })),
+    h("p", { class: "small link" }, checkpoint.root_hash),
+    h("button", { type: "button", onclick: run }, t("verify_now")),
+    result);
+}
+
 export async function auditScreen(context, unitOf) {
   const slug = context.membership.community;
   const balance = await api.get(`/v1/communities/${slug}/trial-balance`);
-  const [limits, flowsSection] = await Promise.all([
+  // A section that cannot be read now (the log's first checkpoint still being
+  // signed, say) says so in its place; the others are shown.
+  const guarded = (work) =>
+    work.catch((error) => h("p", { class: "error" }, t("error", { code: error.code || error.message })));
+  const sections = await Promise.all([
     nearLimits(context, unitOf),
     flows(context, unitOf),
-  ]);
+    pools(context, unitOf),
+    dues(context, unitOf),
+    reserves(context, unitOf),
+    inactive(context),
+    logSection(context),
+  ].map(guarded));
   return [
     h("h1", { tabindex: "-1", id: "title" }, t("audit_title")),
     trialBalance(balance, unitOf),
-    limits,
-    flowsSection,
+    ...sections,
     exports(context),
+    context.membership.role === "admin" ? adminSection(context, unitOf) : null,
   ];
 }

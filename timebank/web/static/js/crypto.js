@@ -130,3 +130,16 @@ export async function signedAck(key, { ledger, id, intent, decision }) {
   });
   return { ack: base64url(bytes), signature: await sign(key, bytes) };
 }
+
+// A pool manager's decision on a request for help (timebank/signing/intents.py).
+export async function signedPoolDecision(key, { ledger, requestId, decision }) {
+  const bytes = canonical({
+    v: INTENT_VERSION,
+    type: "pool_decision",
+    ledger,
+    request_id: requestId,
+    decision,
+    key_id: key.keyId,
+  });
+  return { decision: base64url(bytes), signature: await sign(key, bytes) };
+}

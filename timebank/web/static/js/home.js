@@ -2,7 +2,7 @@
 // the other person's), and what is not sent yet.
 
 import * as api from "./api.js";
-import { signedAck } from "./crypto.js";
+import { signedAck, signedIntent } from "./crypto.js";
 import { h } from "./dom.js";
 import { formatAmount } from "./format.js";
 import { categories, language, t } from "./i18n.js";
@@ -49,15 +49,46 @@ function describePending(transaction, mine) {
   const payee = own.amount > 0;
   // A payer's signed intent waits for the payee; a payee's proposal waits for the payer.
   const mineToAnswer = payee === Boolean(intent);
-  const unit = unitOf(ownAccounts().find((account) => account.id === own.account).unit);
+  const unitCode = ownAccounts().find((account) => account.id === own.account).unit;
+  const unit = unitOf(unitCode);
   return {
     transaction,
     intent,
     payee,
+    unit: unitCode,
     mineToAnswer,
     name: other ? nameOfAccount(other.account) : "?",
     amount: formatAmount(Math.abs(own.amount), unit, language()),
   };
+}
+
+// The amounts a payer's intent may name for a proposal. A plain transfer: the
+// payee's leg. With a third leg (what a pool takes), the amount before the levy,
+// which the postings do not show: what the payer pays (the payee bears the levy,
+// or an overflow), what the payee gets (the payer bears it), or between (a split
+// levy: the payee bears its lower half). The service refuses any other
+// (intent_mismatch), so the app tries them in turn.
+function intendedAmounts(transaction) {
+  const [payer, payee, pool] = transaction.postings;
+  if (!pool) return [payee.amount];
+  return [...new Set([-payer.amount, payee.amount, payee.amount + Math.floor(pool.amount / 2)])];
+}
+
+async function confirmSigned(pending, path) {
+  const { id, postings, memo } = pending.transaction;
+  const [payer, payee] = postings;
+  const key = await registeredKey();
+  const ledger = await ledgerOrigin();
+  const amounts = intendedAmounts(pending.transaction);
+  for (const [index, amount] of amounts.entries()) {
+    const fields = { id, from: payer.account, to: payee.account, unit: pending.unit, amount, memo, ledger };
+    try {
+      return await api.call("POST", path, { signed: await signedIntent(key, fields) });
+    } catch (error) {
+      const last = index === amounts.length - 1;
+      if (last || !(error instanceof api.ApiError && error.code === "intent_mismatch")) throw error;
+    }
+  }
 }
 
 async function answer(pending, decision) {
@@ -76,7 +107,10 @@ async function answer(pending, decision) {
     };
   }
   const action = decision === "accept" ? "confirm" : "void";
-  await api.call("POST", `/v1/transactions/${id}/${action}?community=${slug}`, body);
+  const path = `/v1/transactions/${id}/${action}?community=${slug}`;
+  // The payer confirms what the payee proposed: this device signs the intent.
+  if (!pending.payee && !pending.intent && decision === "accept") return confirmSigned(pending, path);
+  await api.call("POST", path, body);
 }
 
 function pendingItem(pending, app) {
@@ -151,6 +185,9 @@ export async function homeScreen(app) {
       h("h2", { id: "balances" }, t("balances")),
       h("ul", { class: "plain balances" }, ownAccounts().map(balanceCard))),
     h("a", { href: "#/record", class: "button primary wide" }, t("record_title")),
+    h("div", { class: "actions" },
+      h("a", { href: "#/pay", class: "button" }, t("pay_title")),
+      h("a", { href: "#/pools", class: "button" }, t("pools"))),
     audits() ? h("a", { href: "#/audit", class: "button wide" }, t("open_audit")) : null,
     h("section", { "aria-labelledby": "for-you" },
       h("h2", { id: "for-you" }, t("for_you")),

@@ -30,8 +30,19 @@ async function auditScreen(app) {
 
 // The menu's screens, in its order.
 const SCREENS = { home: homeScreen, record: recordScreen, history: historyScreen, settings: settingsScreen };
+// Loaded only when opened: most visits never need them.
+async function poolsScreen(app) {
+  const { poolsScreen: screen } = await import("./pools.js");
+  return screen(app);
+}
+
+async function payScreen(app, query) {
+  const { payScreen: screen } = await import("./pay.js");
+  return screen(app, query);
+}
+
 // Screens reached from another screen, not from the menu.
-const OTHER_SCREENS = { audit: auditScreen };
+const OTHER_SCREENS = { audit: auditScreen, pools: poolsScreen, pay: payScreen };
 
 // What screens may ask of the app.
 const app = { act, go, start };
@@ -64,7 +75,9 @@ function navigation(current) {
 }
 
 async function route() {
-  const wanted = location.hash.replace(/^#\//, "") || "home";
+  // A screen's name, then what it is given (a payment code's "?to=...&amount=...").
+  const [path, query = ""] = location.hash.replace(/^#\//, "").split("?");
+  const wanted = path || "home";
   const known = wanted in SCREENS || wanted in OTHER_SCREENS;
   const name = api.loggedIn() ? (known ? wanted : "home") : "login";
   navigation(name);
@@ -73,7 +86,7 @@ async function route() {
   try {
     if (name !== "login" && !context) await loadContext();
     const screen = name === "login" ? loginScreen : SCREENS[name] || OTHER_SCREENS[name];
-    mount(main, await screen(app));
+    mount(main, await screen(app, new URLSearchParams(query)));
     document.title = `${document.getElementById("title")?.textContent || t("app")} · ${t("app")}`;
   } catch (error) {
     if (error instanceof api.ApiError && error.status === 401) {

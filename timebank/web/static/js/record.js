@@ -84,26 +84,29 @@ function memberPicker() {
     results);
 }
 
-function amountFields(unit) {
+// The amount of a unit: hours and minutes for time, a number for a currency. The
+// prefix keeps ids apart when a screen has several such forms.
+export function amountFields(unit, prefix = "") {
   if (unit.kind === "time") {
     const hours = Array.from({ length: HOURS_MAX + 1 }, (_, n) => [n, String(n)]);
     return h("fieldset", { class: "duration" },
       h("legend", {}, t("duration")),
-      field("hours", t("hours"), select("hours", hours, 1)),
-      field("minutes", t("minutes"), select("minutes", MINUTE_STEPS.map((m) => [m, String(m).padStart(2, "0")]), 0)));
+      field(`${prefix}hours`, t("hours"), select(`${prefix}hours`, hours, 1)),
+      field(`${prefix}minutes`, t("minutes"), select(`${prefix}minutes`, MINUTE_STEPS.map((m) => [m, String(m).padStart(2, "0")]), 0)));
   }
-  return field("amount", `${t("amount")} (${unit.code})`,
-    h("input", { id: "amount", name: "amount", inputmode: "decimal", autocomplete: "off", required: true }));
+  return field(`${prefix}amount`, `${t("amount")} (${unit.code})`,
+    h("input", { id: `${prefix}amount`, name: `${prefix}amount`, inputmode: "decimal", autocomplete: "off", required: true }));
 }
 
-function readAmount(form, unit) {
+export function readAmount(form, unit, prefix = "") {
+  const elements = form.elements;
   if (unit.kind === "time") {
-    return Number(form.elements.hours.value) * 60 + Number(form.elements.minutes.value);
+    return Number(elements[`${prefix}hours`].value) * 60 + Number(elements[`${prefix}minutes`].value);
   }
-  return parseAmount(form.elements.amount.value, unit.decimals);
+  return parseAmount(elements[`${prefix}amount`].value, unit.decimals);
 }
 
-function uuid4() {
+export function uuid4() {
   if (crypto.randomUUID) return crypto.randomUUID();
   const bytes = crypto.getRandomValues(new Uint8Array(16));
   bytes[6] = (bytes[6] & 0x0f) | 0x40;
@@ -113,9 +116,7 @@ function uuid4() {
 }
 
 // What the member must fix in the form, said in plain words.
-
-// What the member must fix in the form, said in plain words.
-class Invalid extends Error {}
+export class Invalid extends Error {}
 
 async function exchangeBody(form) {
   const unit = unitOf(form.elements.unit.value);
@@ -146,7 +147,7 @@ async function exchangeBody(form) {
   return { body, name: member.display_name };
 }
 
-async function deviceKeyForSigning() {
+export async function deviceKeyForSigning() {
   try {
     return await registeredKey();
   } catch (error) {

@@ -54,8 +54,6 @@ function chosenMembership(me) {
 }
 
 // Balances are read afresh on each visit of the home screen; the cached ones offline.
-
-// Balances are read afresh on each visit of the home screen; the cached ones offline.
 export async function refreshBalances() {
   try {
     const me = await api.get("/v1/me");
@@ -114,9 +112,6 @@ async function readContext() {
 
 // The ledger's name (its log origin), which every signed document names; kept for
 // signing offline.
-
-// The ledger's name (its log origin), which every signed document names; kept for
-// signing offline.
 export async function ledgerOrigin() {
   if (!context.origin) {
     const slug = context.membership.community;
@@ -125,9 +120,6 @@ export async function ledgerOrigin() {
   }
   return context.origin;
 }
-
-// What signing needs, made ready once the screen is shown: the device's key,
-// registered the first time on this device, and the ledger's name.
 
 // What signing needs, made ready once the screen is shown: the device's key,
 // registered the first time on this device, and the ledger's name.
@@ -140,9 +132,6 @@ export function prepareSigning() {
 }
 
 let keyReady = null;
-
-// The device's key, registered with the service the first time it is used here;
-// one attempt at a time, so that two callers never make two keys.
 
 // The device's key, registered with the service the first time it is used here;
 // one attempt at a time, so that two callers never make two keys.
