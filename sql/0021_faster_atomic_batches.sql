@@ -400,7 +400,8 @@ $$;
 
 -- The transactions' log trigger of 0009, with a two-legged transaction's postings
 -- written inline (a correlated subquery per row cost about 1.4 ms per 1,000 rows,
--- the inline text 0.4 ms); more legs take 0009's subquery. Same text either way.
+-- the inline text 0.4 ms); more legs (or arrays not numbered from 1) take 0009's
+-- subquery. Same text either way.
 CREATE OR REPLACE FUNCTION log_transactions_inserted() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -436,6 +437,8 @@ BEGIN
                    || '","memo_sha256":"' || encode(sha256(convert_to(n.memo, 'UTF8')), 'hex')
                    || '","postings":['
                    || CASE WHEN cardinality(n.leg_accounts) = 2
+                                 AND array_lower(n.leg_accounts, 1) = 1
+                                 AND array_lower(n.leg_amounts, 1) = 1
                            THEN '["' || n.leg_accounts[1]::text || '",' || n.leg_amounts[1]::text
                                 || '],["' || n.leg_accounts[2]::text || '",'
                                 || n.leg_amounts[2]::text || ']'
