@@ -577,6 +577,62 @@ async def test_atomic_batch_judges_limits_in_order(
     assert raised.value.context["index"] == 0
 
 
+async def test_atomic_batch_with_earlier_transactions_writes_only_the_new_ones(
+    store: LedgerStore, community: CommunityFixture
+) -> None:
+    """A batch repeating transactions written before (a retry that grew) answers
+    them `exists` with their first times, writes the others once, and moves each
+    balance once, a pending one included."""
+    alice = await community.member_account()
+    bob = await community.member_account()
+    earlier = [transfer(community.id, alice, bob, 10), transfer(community.id, bob, alice, 3)]
+    first = await store.post_atomic(earlier)
+    held = transfer(community.id, alice, bob, 7, pending=True)
+    grown = [transfer(community.id, alice, bob, 20), earlier[1], held, earlier[0]]
+    results = await store.post_atomic(grown)
+    assert [result.outcome for result in results] == [
+        Outcome.CREATED,
+        Outcome.EXISTS,
+        Outcome.CREATED,
+        Outcome.EXISTS,
+    ]
+    assert [result.state for result in results] == [
+        TransactionState.POSTED,
+        TransactionState.POSTED,
+        TransactionState.PENDING,
+        TransactionState.POSTED,
+    ]
+    assert (results[1].created_at, results[3].created_at) == (
+        first[1].created_at,
+        first[0].created_at,
+    )
+    assert await balances(store, alice, bob) == [-27, 27]
+    assert (await store.account(alice.id)).available == -34
+    assert [
+        line.balance_after for line in (await store.statement(community.id, alice.id)).lines
+    ] == [
+        -27,
+        -7,
+        -10,
+    ]
+
+
+async def test_concurrent_identical_batches_write_once(
+    store: LedgerStore, community: CommunityFixture
+) -> None:
+    """The same batch sent twice at once (a client's retry racing its first try):
+    one call writes it, the other finds it written, and balances move once."""
+    alice = await community.member_account()
+    bob = await community.member_account()
+    batch = [transfer(community.id, alice, bob, amount) for amount in (1, 2, 3, 4)]
+    outcomes = await asyncio.gather(store.post_atomic(batch), store.post_atomic(batch))
+    assert sorted([result.outcome for result in results] for results in outcomes) == [
+        [Outcome.CREATED] * 4,
+        [Outcome.EXISTS] * 4,
+    ]
+    assert await balances(store, alice, bob) == [-10, 10]
+
+
 async def test_independent_batch_answers_each_item(
     store: LedgerStore, community: CommunityFixture
 ) -> None:

@@ -15,7 +15,12 @@ from hypothesis import strategies as st
 
 from tests.conftest import CommunityFixture
 from timebank.ledger.errors import LimitExceeded
-from timebank.ledger.models import AccountStatus, TransactionRequest
+from timebank.ledger.models import (
+    AccountStatus,
+    Posting,
+    TransactionKind,
+    TransactionRequest,
+)
 from timebank.ledger.store import LedgerStore
 from timebank.log.replay import replay
 
@@ -127,6 +132,50 @@ async def test_concurrent_writers_get_gap_free_indexes(
         str(request.id) for batch in batches for request in batch
     }
     assert sorted(logged) == sorted(expected)
+
+
+async def test_batch_entries_are_canonical_once_each_and_gap_free(
+    pool: asyncpg.Pool, store: LedgerStore, community: CommunityFixture
+) -> None:
+    """An atomic batch of two- and four-legged transactions, one of them written
+    before: each new transaction is logged once, its postings in the order asked,
+    as RFC 8785 bytes, right after what was logged before (no index skipped by the
+    retried one)."""
+    alice = await community.member_account("alice")
+    bob = await community.member_account("bob")
+    carol = await community.member_account("carol")
+    dave = await community.member_account("dave")
+    earlier = transfer(community, alice.id, bob.id, 5)
+    await store.post(earlier)
+    before = await log_of(pool, community.id)
+    four_legs = TransactionRequest(
+        id=uuid.uuid4(),
+        community_id=community.id,
+        kind=TransactionKind.EXCHANGE,
+        postings=(
+            Posting(dave.id, 4),
+            Posting(alice.id, -3),
+            Posting(carol.id, 1),
+            Posting(bob.id, -2),
+        ),
+        unit_code="H",
+    )
+    two_legs = transfer(community, carol.id, dave.id, 8, memo="pain", category="repas")
+    await store.post_atomic([two_legs, earlier, four_legs])
+    after = await log_of(pool, community.id)
+    assert after[: len(before)] == before
+    new_entries = [json.loads(raw) for raw in after[len(before) :]]
+    assert [rfc8785.dumps(entry) for entry in new_entries] == after[len(before) :]
+    by_id = {entry["id"]: entry for entry in new_entries}
+    assert sorted(by_id) == sorted([str(two_legs.id), str(four_legs.id)])
+    assert by_id[str(four_legs.id)]["postings"] == [
+        [str(dave.id), 4],
+        [str(alice.id), -3],
+        [str(carol.id), 1],
+        [str(bob.id), -2],
+    ]
+    assert by_id[str(two_legs.id)]["postings"] == [[str(carol.id), -8], [str(dave.id), 8]]
+    assert by_id[str(two_legs.id)]["category"] == "repas"
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
+from dataclasses import replace
 
 import pytest
 from hypothesis import given
@@ -313,3 +315,41 @@ def test_fingerprint_tells_a_missing_field_from_any_text() -> None:
     """A category of None and a category spelled like an encoding artefact differ."""
     assert transfer(category=None).fingerprint() != transfer(category="\x00").fingerprint()
     assert transfer(memo="a", category="b").fingerprint() != transfer(memo="ab").fingerprint()
+
+
+def test_fingerprint_encoding_is_fixed() -> None:
+    """Fingerprints are stored with every transaction, so their encoding never
+    changes (a retry of an old transaction would read as a conflict): the SHA-256
+    of the prefix, the community, length-prefixed kind, memo, category, unit and
+    expiry, the pending mark, the posting count and each posting's account and
+    amount (8 bytes, signed)."""
+    community = uuid.UUID("00000000-0000-4000-8000-000000000001")
+    payer = uuid.UUID("00000000-0000-4000-8000-000000000002")
+    payee = uuid.UUID("00000000-0000-4000-8000-000000000003")
+    request = TransactionRequest(
+        id=uuid.uuid4(),
+        community_id=community,
+        kind=TransactionKind.EXCHANGE,
+        postings=(Posting(payer, -90), Posting(payee, 90)),
+        memo="é",
+        unit_code="H",
+        pending=True,
+        expires_in_s=60,
+    )
+    encoded = (
+        b"timebank.transaction.1"
+        + community.bytes
+        + b"\x00\x00\x00\x08exchange"
+        + b"\x00\x00\x00\x02\xc3\xa9"
+        + b"\xff\xff\xff\xff"
+        + b"\x00\x00\x00\x01H"
+        + b"\x00\x00\x00\x0260"
+        + b"p"
+        + b"\x00\x02"
+        + payer.bytes
+        + (-90).to_bytes(8, "big", signed=True)
+        + payee.bytes
+        + (90).to_bytes(8, "big", signed=True)
+    )
+    assert hashlib.sha256(encoded).digest() == request.fingerprint()
+    assert hashlib.sha256(encoded).digest() == replace(request, id=uuid.uuid4()).fingerprint()

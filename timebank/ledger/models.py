@@ -4,6 +4,7 @@ serve the store (before it writes) and the tests' in-memory model."""
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import uuid
 from collections.abc import Sequence
@@ -175,25 +176,51 @@ class TransactionRequest:
     def fingerprint(self) -> bytes:
         """SHA-256 of everything but the id: equal for a retry, different for a reuse."""
         postings = self.client_postings if self.client_postings is not None else self.postings
-        return hashlib.sha256(
-            b"".join(
-                (
-                    b"timebank.transaction.1",
-                    self.community_id.bytes,
-                    _field(self.kind.value),
-                    _field(self.memo),
-                    _field(self.category),
-                    _field(self.unit_code),
-                    _field(self.expires_in_s),
-                    b"p" if self.pending else b"-",
-                    len(postings).to_bytes(2, "big"),
-                    *(
-                        posting.account_id.bytes + posting.amount.to_bytes(8, "big", signed=True)
-                        for posting in postings
-                    ),
-                )
+        digest = hashlib.sha256(
+            _fingerprint_head(
+                self.community_id,
+                self.kind.value,
+                self.memo,
+                self.category,
+                self.unit_code,
+                self.expires_in_s,
+                self.pending,
+                len(postings),
             )
-        ).digest()
+        )
+        for posting in postings:
+            digest.update(posting.account_id.bytes)
+            digest.update(posting.amount.to_bytes(8, "big", signed=True))
+        return digest.digest()
+
+
+# The transactions of a batch mostly share everything but their id and postings:
+# their fingerprints' common beginning is encoded once (it was half the cost of a
+# batch's fingerprints, about 1 ms per 1,000). Typed: True and 1 encode unlike.
+@functools.lru_cache(maxsize=64, typed=True)
+def _fingerprint_head(
+    community_id: uuid.UUID,
+    kind: str,
+    memo: str,
+    category: str | None,
+    unit_code: str | None,
+    expires_in_s: int | None,
+    pending: bool,
+    posting_count: int,
+) -> bytes:
+    return b"".join(
+        (
+            b"timebank.transaction.1",
+            community_id.bytes,
+            _field(kind),
+            _field(memo),
+            _field(category),
+            _field(unit_code),
+            _field(expires_in_s),
+            b"p" if pending else b"-",
+            posting_count.to_bytes(2, "big"),
+        )
+    )
 
 
 def reversal_fingerprint(original_id: uuid.UUID, memo: str) -> bytes:

@@ -5,6 +5,15 @@ POST_ONE = "SELECT * FROM ledger_post_one($1, $2, $3, $4, $5, $6, $7, $8, $9, $1
 POST_ATOMIC = (
     "SELECT * FROM ledger_post_atomic($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
 )
+# The same, its results grouped by all but the index: what one call writes shares
+# its times, so a batch's results come as one row or a few instead of one per
+# transaction (1,000 rows took about 1.4 ms to send and decode).
+POST_ATOMIC_GROUPED = """
+SELECT array_agg(r.tx_index) AS tx_indexes, r.outcome, r.state, r.created_at, r.resolved_at,
+       r.expires_at
+  FROM ledger_post_atomic($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) AS r
+ GROUP BY r.outcome, r.state, r.created_at, r.resolved_at, r.expires_at
+"""
 POST_EACH = "SELECT * FROM ledger_post_each($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
 POST_SIGNED_EACH = (
     "SELECT * FROM ledger_post_signed_each("

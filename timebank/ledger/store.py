@@ -431,10 +431,15 @@ class LedgerStore:
     async def post_atomic(self, requests: Sequence[TransactionRequest]) -> list[TransactionResult]:
         """Writes all the transactions or, on the first error, none of them."""
         validate_batch(requests, expiry_max_s=self._settings.pending_expiry_max_s)
-        rows = await self._fetch(queries.POST_ATOMIC, *self.batch_arguments(requests))
-        assert len(rows) == len(requests), "every transaction of the batch has a result"
-        rows.sort(key=lambda row: row["tx_index"])
-        return [_result(request, row) for request, row in zip(requests, rows, strict=True)]
+        rows = await self._fetch(queries.POST_ATOMIC_GROUPED, *self.batch_arguments(requests))
+        results: list[TransactionResult | None] = [None] * len(requests)
+        for row in rows:
+            for tx_index in row["tx_indexes"]:
+                assert results[tx_index - 1] is None, f"transaction {tx_index} has one result"
+                results[tx_index - 1] = _result(requests[tx_index - 1], row)
+        written = [result for result in results if result is not None]
+        assert len(written) == len(requests), "every transaction of the batch has a result"
+        return written
 
     async def post_independent(
         self, requests: Sequence[TransactionRequest]
