@@ -111,7 +111,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
     if await webhooks.get(community.id, subscription_id) is None:
         raise NotFound(f"no subscription {subscription_id} in this community")
     query = query_of(request, DeliveryQuery)
-    deliveries = await webhooks.deliveries(subscription_id, query.limit)
+    deliveries = await webhooks.deliveries(community.id, subscription_id, query.limit)
     return respond(
         DeliveryList(
             items=[

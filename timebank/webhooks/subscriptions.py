@@ -81,9 +81,13 @@ class Subscriptions:
         )
         return deleted is not None
 
-    async def deliveries(self, subscription_id: uuid.UUID, limit: int) -> list[Delivery]:
+    async def deliveries(
+        self, community_id: uuid.UUID, subscription_id: uuid.UUID, limit: int
+    ) -> list[Delivery]:
         assert 1 <= limit <= DELIVERIES_SHOWN_MAX
         rows = await run_translated(
-            lambda: self._pool.fetch(queries.SELECT_DELIVERIES, subscription_id, limit)
+            lambda: self._pool.fetch(
+                queries.SELECT_DELIVERIES, subscription_id, limit, community_id
+            )
         )
         return [Delivery(**dict(row)) for row in rows]

@@ -337,6 +337,7 @@ class DeliveryWorker:
                 outcome.duration_ms,
                 state,
                 delay_s,
+                claim.community_id,
             )
         )
         if settled is None:
