@@ -66,9 +66,11 @@ async def transfer(
 
 
 async def refuses_connections(port: int) -> bool:
+    """Whether a new connection is turned away: refused, or reset during the
+    handshake when it reached the closing listener's backlog."""
     try:
         _, writer = await asyncio.open_connection("127.0.0.1", port)
-    except ConnectionRefusedError:
+    except (ConnectionRefusedError, ConnectionResetError):
         return True
     writer.close()
     return False
