@@ -58,7 +58,7 @@ SELECT p.id, pa.display_name, p.purpose, p.approvals_required, p.period_days,
  ORDER BY pa.display_name, p.id
 """
 SELECT_POOL_UNITS = """
-SELECT pu.pool_id, u.code AS unit_code, pu.account_id, pu.grant_max,
+SELECT pu.pool_id, u.code AS unit_code, pu.unit_id, pu.account_id, pu.grant_max,
        pu.beneficiary_period_max, pu.eligible_at_or_below, a.balance
   FROM pool_units pu
   JOIN units u ON u.community_id = pu.community_id AND u.id = pu.unit_id

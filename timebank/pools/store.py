@@ -53,6 +53,7 @@ REQUESTS_PAGE_SIZE_MAX = 100
 @dataclass(frozen=True, slots=True)
 class PoolUnit:
     terms: UnitTerms
+    unit_id: uuid.UUID
     account_id: uuid.UUID
     balance: int
 
@@ -298,12 +299,9 @@ class PoolStore:
         pool = await self.pool(community_id, pool_id)
         unit = pool.unit(unit_code)
 
+        unit_id = unit.unit_id
+
         async def write(connection: DatabaseConnection) -> bool:
-            unit_id = await connection.fetchval(
-                "SELECT unit_id FROM pool_units WHERE community_id = $1 AND account_id = $2",
-                community_id,
-                unit.account_id,
-            )
             account = await connection.fetchrow(
                 queries.SELECT_BENEFICIARY_ACCOUNT, community_id, beneficiary_id, unit_id
             )
@@ -761,7 +759,12 @@ def _pool(row: asyncpg.Record, units: Sequence[asyncpg.Record]) -> Pool:
             donors_visible=row["donors_visible"],
         ),
         units=tuple(
-            PoolUnit(terms=_terms(unit), account_id=unit["account_id"], balance=unit["balance"])
+            PoolUnit(
+                terms=_terms(unit),
+                unit_id=unit["unit_id"],
+                account_id=unit["account_id"],
+                balance=unit["balance"],
+            )
             for unit in units
         ),
         created_at=row["created_at"],
