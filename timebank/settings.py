@@ -81,9 +81,10 @@ class Settings(BaseSettings):
         default=2.0,
         ge=0,
         le=60,
-        description="How long a caller's role in a community is remembered between "
-        "requests (0: never). Changes made through this process apply at once; those "
-        "made through another process within this delay.",
+        description="How long a caller's role in a community and the community's "
+        "signature policy are remembered between requests (0: never, and live keys are "
+        "not kept either). Changes made through this process apply at once; those made "
+        "through another process within this delay.",
     )
     coalesce_in_flight_max: int = Field(
         default=1,

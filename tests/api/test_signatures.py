@@ -385,11 +385,14 @@ async def test_signed_transfers_posted_together_keep_only_the_signatures_of_what
     statuses = [response.status for response in responses]
     assert statuses == [201] * 16 + [409, 200]
     async with api.app[DATABASE_POOL].acquire() as connection:
+        # Signatures are kept in the log entries only (sql/0023).
         signed_ids = {
             str(row["transaction_id"])
             for row in await connection.fetch(
-                "SELECT transaction_id FROM transaction_signatures"
-                " WHERE community_id = (SELECT id FROM communities WHERE slug = $1)",
+                "SELECT transaction_id FROM log_entries"
+                " WHERE community_id = (SELECT id FROM communities WHERE slug = $1)"
+                " AND transaction_id IS NOT NULL"
+                " AND convert_from(entry, 'UTF8')::jsonb ? 'signatures'",
                 world.slug,
             )
         }

@@ -55,9 +55,9 @@ SELECT id, created_at, expires_at, kind, memo, category, reverses_id, leg_accoun
        leg_amounts, state
   FROM transactions WHERE community_id = $1 AND id = $2
 """
-SELECT_SIGNATURE = """
-SELECT purpose, signed, signature, key_id FROM transaction_signatures
- WHERE community_id = $1 AND transaction_id = $2 AND purpose = $3
+# Signatures are kept in the log only (sql/0023).
+SELECT_ENTRIES_OF_TRANSACTION = """
+SELECT entry FROM log_entries WHERE community_id = $1 AND transaction_id = $2 ORDER BY leaf_index
 """
 SELECT_RESOLUTION = """
 SELECT id, resolved_at, state FROM transactions WHERE community_id = $1 AND id = $2
@@ -199,12 +199,16 @@ async def rebuilt(pool: asyncpg.Pool, community_id: uuid.UUID, entry: dict[str, 
 async def logged_signature(
     pool: asyncpg.Pool, community_id: uuid.UUID, transaction_id: uuid.UUID, purpose: str
 ) -> LoggedSignature | None:
-    row = await pool.fetchrow(SELECT_SIGNATURE, community_id, transaction_id, purpose)
-    if row is None:
-        return None
-    return LoggedSignature(
-        row["purpose"], bytes(row["signed"]), bytes(row["signature"]), row["key_id"]
-    )
+    for row in await pool.fetch(SELECT_ENTRIES_OF_TRANSACTION, community_id, transaction_id):
+        for signature in json.loads(bytes(row["entry"])).get("signatures") or ():
+            if signature["purpose"] == purpose:
+                return LoggedSignature(
+                    purpose,
+                    intents.b64url_decode(signature["signed"]),
+                    intents.b64url_decode(signature["signature"]),
+                    signature["key_id"],
+                )
+    return None
 
 
 async def rebuilt_resolution(

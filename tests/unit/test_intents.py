@@ -870,7 +870,7 @@ def test_the_replay_reads_a_plain_intent_as_the_careful_parser_does(
         )
     except intents.SignatureMalformed:
         return
-    careful = intents.parse_transfer_intent(signed)
+    careful = intents._carefully_read_intent(signed)
     quick = replay._read_plain_intent(signed)
     expected = (
         careful.ledger,
@@ -885,3 +885,88 @@ def test_the_replay_reads_a_plain_intent_as_the_careful_parser_does(
         assert tuple(quick) == expected
     assert tuple(replay.read_intent(signed)) == expected
     assert replay._read_plain_intent(signed.replace(b'"v":1', b'"v": 1')) is None
+
+
+PLAIN_INTENT = intents.make_transfer_intent(
+    ledger="example.org/timebank/x",
+    tx_id=uuid.UUID("0b1c2d3e-4f50-4a61-8b72-9c8d7e6f5a4b"),
+    payer=uuid.UUID("11111111-2222-4333-8444-555555555555"),
+    payee=uuid.UUID("66666666-7777-4888-9999-aaaaaaaaaaaa"),
+    unit="H",
+    amount=90,
+    memo="garden",
+    not_after=datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC),
+    key_id=intents.public_key_id(intents.KeyAlgorithm.ED25519, bytes(32)),
+)
+
+
+def _careful_outcome(data: bytes) -> intents.TransferIntent | None:
+    try:
+        return intents._carefully_read_intent(data)
+    except intents.SignatureMalformed:
+        return None
+
+
+def test_a_plainly_spelled_intent_is_read_without_the_careful_parser() -> None:
+    """The common spelling takes the quick path, which reads what the careful
+    parser reads (so the quick path is exercised, not only skipped)."""
+    quick = intents._plainly_spelled_intent(PLAIN_INTENT)
+    assert quick is not None
+    assert quick == intents._carefully_read_intent(PLAIN_INTENT)
+    assert intents.parse_transfer_intent(PLAIN_INTENT) == quick
+
+
+@given(
+    position=st.integers(0, len(PLAIN_INTENT) - 1),
+    replacement=st.binary(min_size=0, max_size=3)
+    | st.sampled_from(
+        [b'"', b"\\", b"\\u0041", b"A", b"B", b"0", b"9", b" ", b"\x00", b"\xc3\xa9"]
+    ),
+)
+def test_the_quick_intent_reading_never_accepts_what_the_careful_one_refuses(
+    position: int, replacement: bytes
+) -> None:
+    """Any byte of a plain intent changed: the quick reading either leaves the text
+    to the careful parser or reads exactly what the careful parser reads; it never
+    accepts a text the careful parser refuses."""
+    mutated = PLAIN_INTENT[:position] + replacement + PLAIN_INTENT[position + 1 :]
+    quick = intents._plainly_spelled_intent(mutated)
+    careful = _careful_outcome(mutated)
+    if quick is not None:
+        assert quick == careful
+    if careful is None:
+        with pytest.raises(intents.SignatureMalformed):
+            intents.parse_transfer_intent(mutated)
+    else:
+        assert intents.parse_transfer_intent(mutated) == careful
+
+
+@pytest.mark.parametrize(
+    ("original", "changed"),
+    [
+        (b'"amount":90', b'"amount":090'),
+        (b'"amount":90', b'"amount":0'),
+        (b'"amount":90', b'"amount":9007199254740992'),
+        (b'"v":1', b'"v":2'),
+        (b'"unit":"H"', b'"unit":"1H"'),
+        (b"T03:04:05Z", b"T25:04:05Z"),
+        (b"2030-01-02", b"2030-02-30"),
+    ],
+)
+def test_the_quick_intent_reading_refuses_what_the_careful_one_refuses(
+    original: bytes, changed: bytes
+) -> None:
+    mutated = PLAIN_INTENT.replace(original, changed)
+    assert mutated != PLAIN_INTENT
+    assert intents._plainly_spelled_intent(mutated) is None
+    with pytest.raises(intents.SignatureMalformed):
+        intents.parse_transfer_intent(mutated)
+
+
+def test_the_quick_intent_reading_leaves_a_key_id_with_trailing_bits_to_the_careful_one() -> None:
+    key_id = intents.public_key_id(intents.KeyAlgorithm.ED25519, bytes(32))
+    bad = key_id[:-1] + ("B" if key_id[-1] != "B" else "C")
+    mutated = PLAIN_INTENT.replace(key_id.encode(), bad.encode())
+    assert intents._plainly_spelled_intent(mutated) is None
+    with pytest.raises(intents.SignatureMalformed):
+        intents.parse_transfer_intent(mutated)

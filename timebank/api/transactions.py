@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 
 from aiohttp import web
 
@@ -67,6 +68,7 @@ from timebank.pools.models import (
 from timebank.signing import intents
 from timebank.signing.errors import (
     IntentMismatch,
+    KeyRevoked,
     SignatureMalformed,
     SignatureRefused,
     SignatureRequired,
@@ -354,7 +356,8 @@ async def post_transaction(request: web.Request) -> web.Response:
     signature = await _payer_signature(request, body, community, actor, owners)
     store = request.app[LEDGER]
     if signature is not None:
-        result = await store.post_signed(ledger_request_, signature)
+        async with _forgetting_revoked_key(request, community, signature):
+            result = await store.post_signed(ledger_request_, signature)
     else:
         result = await store.post(ledger_request_)
     status = 201 if result.outcome is Outcome.CREATED else 200
@@ -604,11 +607,26 @@ async def _resolve(request: web.Request, decision: intents.AckDecision) -> web.R
         )
     if signature is None:
         await (store.confirm if accepting else store.void)(community.id, transaction.id)
-    elif accepting:
-        await store.confirm_signed(community.id, transaction.id, signature)
     else:
-        await store.void_signed(community.id, transaction.id, signature)
+        async with _forgetting_revoked_key(request, community, signature):
+            if accepting:
+                await store.confirm_signed(community.id, transaction.id, signature)
+            else:
+                await store.void_signed(community.id, transaction.id, signature)
     return respond(await _stored_with_signatures(request, community, transaction.id))
+
+
+@contextlib.asynccontextmanager
+async def _forgetting_revoked_key(
+    request: web.Request, community: Community, signature: StoredSignature
+) -> AsyncIterator[None]:
+    """A signed write the database refused for a revoked key (revoked through
+    another process while this one kept it): the key is not kept any longer."""
+    try:
+        yield
+    except KeyRevoked:
+        request.app[KEYS].forget(community.id, signature.key_id)
+        raise
 
 
 async def _payee_ack(

@@ -237,18 +237,15 @@ SELECT u.code, u.kind, count(a.id) AS account_count,
  ORDER BY u.kind DESC, u.code
 """
 
-# A signature kept with its transaction; the log's triggers read it when the
-# writing transaction says it signed something.
-SIGNED_WRITE = "SET LOCAL timebank.signed = 'on'"
-INSERT_SIGNATURE = """
-INSERT INTO transaction_signatures (community_id, transaction_id, purpose, signed, signature,
-                                    key_id)
-VALUES ($1, $2, $3, $4, $5, $6)
-ON CONFLICT DO NOTHING
-"""
-SELECT_SIGNATURES = """
-SELECT purpose, signed, signature, key_id FROM transaction_signatures
+# A resolution's signature, handed to its log entry (the only copy kept): raises
+# key_revoked if the key is not live.
+STAGE_RESOLUTION_SIGNATURE = "SELECT ledger_stage_resolution_signature($1, $2, $3, $4, $5, $6)"
+# A transaction's signatures are in its log entries (the transaction's own, and its
+# resolution's), in log order.
+SELECT_SIGNED_ENTRIES = """
+SELECT entry FROM log_entries
  WHERE community_id = $1 AND transaction_id = $2
+ ORDER BY leaf_index
 """
 
 # Flows of posted transactions by category and kind, per unit, over a period: how

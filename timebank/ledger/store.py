@@ -61,6 +61,7 @@ from timebank.ledger.models import (
     validate_transaction,
 )
 from timebank.settings import Settings
+from timebank.signing import intents
 from timebank.signing.errors import KeyRevoked
 
 T = TypeVar("T")
@@ -83,7 +84,7 @@ SERVER_GOING_AWAY_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
 UNSTORABLE_TEXT_SQLSTATES = frozenset({"22021", "22P05"})
 
 
-def _translate(error: asyncpg.PostgresError) -> LedgerError | None:
+def _translate(error: asyncpg.PostgresError) -> TimebankError | None:
     """The named ledger error behind a database error, or None if it is a bug."""
     sqlstate = getattr(error, "sqlstate", None) or ""
     if sqlstate.startswith(CONNECTION_SQLSTATE_CLASS) or sqlstate in SERVER_GOING_AWAY_SQLSTATES:
@@ -94,7 +95,11 @@ def _translate(error: asyncpg.PostgresError) -> LedgerError | None:
     if sqlstate == LEDGER_ERROR_SQLSTATE:
         detail = getattr(error, "detail", None)
         context: dict[str, Any] = json.loads(detail) if detail else {}
-        return error_from_code(str(getattr(error, "message", "")), context)
+        code = str(getattr(error, "message", ""))
+        if code == KeyRevoked.code:
+            # A signed write's key, revoked before it was written (sql/0023).
+            return KeyRevoked("the key was revoked", **context)
+        return error_from_code(code, context)
     if isinstance(error, asyncpg.UniqueViolationError):
         if error.constraint_name == "transactions_reversed_once":
             return AlreadyReversed("the transaction was reversed by a concurrent request")
@@ -576,9 +581,8 @@ class LedgerStore:
                 transaction = connection.transaction()
                 await transaction.start()
                 try:
-                    await connection.execute(queries.SIGNED_WRITE)
                     await connection.execute(
-                        queries.INSERT_SIGNATURE,
+                        queries.STAGE_RESOLUTION_SIGNATURE,
                         community_id,
                         transaction_id,
                         signature.purpose,
@@ -603,12 +607,9 @@ class LedgerStore:
     async def signatures(
         self, community_id: uuid.UUID, transaction_id: uuid.UUID
     ) -> list[StoredSignature]:
-        rows = await self._fetch(queries.SELECT_SIGNATURES, community_id, transaction_id)
+        rows = await self._fetch(queries.SELECT_SIGNED_ENTRIES, community_id, transaction_id)
         return [
-            StoredSignature(
-                row["purpose"], bytes(row["signed"]), bytes(row["signature"]), row["key_id"]
-            )
-            for row in rows
+            signature for row in rows for signature in _signatures_of_entry(bytes(row["entry"]))
         ]
 
     async def reverse(
@@ -793,6 +794,21 @@ def _unit(row: asyncpg.Record) -> Unit:
 # Enum lookups by value, without the enum call's overhead (a thousand per batch).
 OUTCOMES = {outcome.value: outcome for outcome in Outcome}
 STATES = {state.value: state for state in TransactionState}
+
+
+def _signatures_of_entry(entry: bytes) -> list[StoredSignature]:
+    """The signatures a log entry carries (the log is where they are kept)."""
+    document = json.loads(entry)
+    assert isinstance(document, dict), "a log entry is a JSON object"
+    return [
+        StoredSignature(
+            item["purpose"],
+            intents.b64url_decode(item["signed"]),
+            intents.b64url_decode(item["signature"]),
+            item["key_id"],
+        )
+        for item in document.get("signatures") or ()
+    ]
 
 
 def _row_result(transaction_id: uuid.UUID, row: asyncpg.Record) -> TransactionResult:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -32,7 +33,6 @@ SELECT_KEYS_OF_PERSON = (
     + " WHERE k.person_id = $1 AND ($2::uuid IS NULL OR k.community_id = $2)"
     + " ORDER BY k.registered_at, k.key_id"
 )
-SELECT_LIVE_KEYS_OF_COMMUNITY = KEY_COLUMNS + " WHERE k.community_id = $1 AND k.revoked_at IS NULL"
 SELECT_KEYS_OF_CLIENT = KEY_COLUMNS + " WHERE k.client_id = $1 ORDER BY k.registered_at, k.key_id"
 SELECT_KEYS_OF_COMMUNITY = (
     KEY_COLUMNS + " WHERE k.community_id = $1 ORDER BY k.registered_at, k.key_id"
@@ -68,20 +68,24 @@ def _key(row: asyncpg.Record) -> MemberKey:
     return MemberKey(**{**dict(row), "public_key": bytes(row["public_key"])})
 
 
-# The most communities whose keys are kept before the cache starts over.
-COMMUNITIES_CACHED_MAX = 1_000
+# The most live keys kept in memory (all communities together), the least recently
+# used forgotten first: about 200 bytes each.
+LIVE_KEYS_CACHED_MAX = 100_000
 
 
 class KeyStore:
-    """Members' keys and the community's signature policy. Live keys and policies
-    may be kept for `cache_ttl_s` (changes made through this store apply at once):
-    the database still refuses a revoked key's signature when it is written."""
+    """Members' keys and the community's signature policy. With a cache
+    (`cache_ttl_s` > 0), live keys are kept once read, and policies for
+    `cache_ttl_s`; changes made through this store apply at once. A key revoked
+    through another process may still be found live here: the database refuses
+    its signature when the write is made (key_revoked), and `forget` drops it."""
 
     def __init__(self, pool: asyncpg.Pool, *, cache_ttl_s: float = 0.0) -> None:
         self._pool = pool
         self._cache_ttl_s = cache_ttl_s
-        # Per community: when its live keys were read, and those keys by id.
-        self._live: dict[uuid.UUID, tuple[float, dict[str, MemberKey]]] = {}
+        # Live keys by (community, key id), least recently used first. A key never
+        # changes but for its revocation, which the database judges at write time.
+        self._live: OrderedDict[tuple[uuid.UUID, str], MemberKey] = OrderedDict()
         self._policies: dict[uuid.UUID, tuple[float, str]] = {}
 
     async def register(
@@ -117,32 +121,25 @@ class KeyStore:
     async def get(
         self, community_id: uuid.UUID, key_id: str, *, cached: bool = False
     ) -> MemberKey | None:
-        """The key; with `cached`, from the community's live keys read within the
-        cache's TTL (all at once: members sign rarely each, so one by one a cache
-        would mostly miss), else, for a key registered since, from the database."""
-        if cached and self._cache_ttl_s > 0:
-            live = await self._live_keys(community_id)
-            if key_id in live:
-                return live[key_id]
+        """The key; with `cached`, a live key read before may be answered from
+        memory (see the class)."""
+        use_cache = cached and self._cache_ttl_s > 0
+        if use_cache:
+            known = self._live.get((community_id, key_id))
+            if known is not None:
+                self._live.move_to_end((community_id, key_id))
+                return known
         row = await run_translated(lambda: self._pool.fetchrow(SELECT_KEY, community_id, key_id))
         key = None if row is None else _key(row)
-        if cached and key is not None and key.revoked_at is None and self._cache_ttl_s > 0:
-            self._live[community_id][1][key_id] = key
+        if use_cache and key is not None and key.revoked_at is None:
+            self._live[(community_id, key_id)] = key
+            if len(self._live) > LIVE_KEYS_CACHED_MAX:
+                self._live.popitem(last=False)
         return key
 
-    async def _live_keys(self, community_id: uuid.UUID) -> dict[str, MemberKey]:
-        now = time.monotonic()
-        known = self._live.get(community_id)
-        if known is not None and now - known[0] < self._cache_ttl_s:
-            return known[1]
-        rows = await run_translated(
-            lambda: self._pool.fetch(SELECT_LIVE_KEYS_OF_COMMUNITY, community_id)
-        )
-        if len(self._live) >= COMMUNITIES_CACHED_MAX:
-            self._live.clear()
-        live = {row["key_id"]: _key(row) for row in rows}
-        self._live[community_id] = (now, live)
-        return live
+    def forget(self, community_id: uuid.UUID, key_id: str) -> None:
+        """Drops a key from memory: the database said it was revoked."""
+        self._live.pop((community_id, key_id), None)
 
     async def of_person(
         self, person_id: uuid.UUID, community_id: uuid.UUID | None
@@ -166,9 +163,7 @@ class KeyStore:
         """Revokes a key (logged); signatures made before stay valid. Revoking twice
         changes nothing."""
         await run_translated(lambda: self._pool.execute(REVOKE_KEY, community_id, key_id))
-        known = self._live.get(community_id)
-        if known is not None:
-            known[1].pop(key_id, None)
+        self.forget(community_id, key_id)
 
     async def policy(self, community_id: uuid.UUID) -> str:
         """Whether signatures are `required` or `optional` here."""
