@@ -51,19 +51,24 @@ $$;
 CREATE TRIGGER member_keys_revocation_locked BEFORE UPDATE OF revoked_at ON member_keys
     FOR EACH ROW EXECUTE FUNCTION member_keys_revocation_lock();
 
--- Takes the community's key lock (shared, until commit), then names the keys of
--- p_key_ids that are not live (revoked or unknown): an array of the same length,
--- NULL where the key is live. The check runs after the lock, in a snapshot of its
--- own, so it sees any revocation that committed before.
+-- Takes the community's key lock (shared, until commit), then says which keys of
+-- p_key_ids are not live (revoked or unknown): true there, in the same order. The
+-- check runs after the lock, in a snapshot of its own, so it sees any revocation
+-- that committed before. One index probe per key (LATERAL ... LIMIT 1): an EXISTS
+-- in the select list was planned as a hashed subplan reading every key of the
+-- community.
 CREATE FUNCTION ledger_keys_not_live(p_community uuid, p_key_ids text[])
 RETURNS boolean[] LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_advisory_xact_lock_shared(ledger_keys_lock_key(p_community));
     RETURN ARRAY(
-        SELECT NOT EXISTS (SELECT 1 FROM member_keys k
-                            WHERE k.community_id = p_community AND k.key_id = i.key_id
-                              AND k.revoked_at IS NULL)
+        SELECT l.live IS NULL
           FROM unnest(p_key_ids) WITH ORDINALITY AS i(key_id, ord)
+          LEFT JOIN LATERAL (
+                SELECT true AS live FROM member_keys k
+                 WHERE k.community_id = p_community AND k.key_id = i.key_id
+                   AND k.revoked_at IS NULL
+                 LIMIT 1) AS l ON true
          ORDER BY i.ord);
 END
 $$;
