@@ -297,6 +297,7 @@ CALLS: dict[str, Call] = {
     "journal": Call("GET", f"{C}/transactions", addressed="community"),
     "trial_balance": Call("GET", f"{C}/trial-balance", addressed="community"),
     "flows": Call("GET", f"{C}/flows", addressed="community"),
+    "flows_over_time": Call("GET", f"{C}/flows/over-time", addressed="community"),
     "near_limits": Call("GET", f"{C}/accounts/near-limits", addressed="community"),
     "inactive_members": Call("GET", f"{C}/members/inactive", addressed="community"),
     "export_journal": Call("GET", f"{C}/transactions.csv", addressed="community"),
@@ -558,6 +559,7 @@ MATRIX: dict[str, dict[Expected, str]] = {
     "journal": {200: "treasurer admin full", 403: "alice bob operator agency directory"},
     "trial_balance": {200: "treasurer admin full", 403: "alice bob operator agency directory"},
     "flows": {200: "treasurer admin full", 403: "alice bob operator agency directory"},
+    "flows_over_time": {200: "treasurer admin full", 403: "alice bob operator agency directory"},
     "near_limits": {200: "treasurer admin full", 403: "alice bob operator agency directory"},
     "inactive_members": {
         200: "treasurer admin full",

@@ -25,6 +25,7 @@ from timebank.ledger.models import (
     AMOUNT_MAX,
     BATCH_SIZE_MAX,
     CATEGORY_LENGTH_MAX,
+    FLOW_PERIODS_MAX,
     INACTIVE_DAYS_MAX,
     INACTIVE_PAGE_MAX,
     LIMIT_ABSOLUTE_MAX,
@@ -419,6 +420,13 @@ class TransactionOut(BaseModel):
     signatures: list[SignatureOut] = Field(
         default_factory=list, description="Signed intent and acknowledgement, on reads."
     )
+    intent_amount: int | None = Field(
+        default=None,
+        description=(
+            "On reads of a pending transfer: the amount the payer's signed intent must"
+            " name to confirm it (before what a pool takes)."
+        ),
+    )
 
 
 class BatchIn(Request):
@@ -758,6 +766,31 @@ class FlowOut(BaseModel):
 class FlowsOut(BaseModel):
     community: str
     items: list[FlowOut]
+
+
+class FlowsOverTimeQuery(Query):
+    period: Literal["week", "month"] = Field(
+        default="month", description="UTC weeks (from Monday) or calendar months."
+    )
+    periods: Annotated[int, Field(ge=1, le=FLOW_PERIODS_MAX)] = Field(
+        default=12, description="How many, up to and including the current one."
+    )
+    unit: UnitCode | None = None
+
+
+class FlowPointOut(BaseModel):
+    unit: str
+    starts_at: datetime = Field(description="The period's first instant (UTC).")
+    transactions: int
+    total: int = Field(description="What moved: the sum of the transactions' credits.")
+
+
+class FlowsOverTimeOut(BaseModel):
+    community: str
+    period: Literal["week", "month"]
+    items: list[FlowPointOut] = Field(
+        description="Per unit, every period oldest first, those without a flow as zero."
+    )
 
 
 class WitnessCreate(Request):
