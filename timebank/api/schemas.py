@@ -168,6 +168,51 @@ class MemberCreate(Request):
     role: Role = Role.MEMBER
 
 
+class InvitationCreate(Request):
+    email: Annotated[str, Field(pattern=EMAIL_PATTERN, max_length=254)]
+    display_name: Name
+    role: Role = Role.MEMBER
+
+
+class InvitationCreated(BaseModel):
+    party_id: uuid.UUID = Field(description="The member, added now or earlier.")
+    email: str
+    display_name: str
+    has_password: bool = Field(
+        description="They have a password already (a member elsewhere): they log in with "
+        "it, and there is no invitation."
+    )
+    invitation: uuid.UUID | None = None
+    expires_at: datetime | None = None
+    link: str | None = Field(
+        default=None, description="The one-time link, in this answer only: hand it over."
+    )
+    email_sent: bool = Field(description="The link went out by email (SMTP configured).")
+
+
+class InvitationOut(BaseModel):
+    id: uuid.UUID
+    party_id: uuid.UUID
+    email: str
+    display_name: str
+    created_at: datetime
+    expires_at: datetime
+    state: Literal["pending", "used", "revoked", "expired"]
+
+
+class InvitationList(BaseModel):
+    items: list[InvitationOut]
+
+
+class InvitationAccept(Request):
+    token: Annotated[str, Field(min_length=1, max_length=200)]
+    password: Annotated[str, Field(min_length=10, max_length=1024)]
+
+
+class InvitationAccepted(BaseModel):
+    email: str = Field(description="Log in with it and the password just chosen.")
+
+
 class MemberOut(BaseModel):
     party_id: uuid.UUID
     display_name: str
