@@ -36,5 +36,6 @@ CREATE TABLE invitations (
         AND (used_at IS NULL OR used_at >= created_at)
         AND (revoked_at IS NULL OR revoked_at >= created_at))
 );
--- A token is looked up by its hash, without knowing the community.
-CREATE UNIQUE INDEX invitations_by_token ON invitations (token_hash);
+-- A token names its community (<community id>.<secret>): it is looked up by its
+-- hash within that community, on that community's node once sharded.
+CREATE UNIQUE INDEX invitations_by_token ON invitations (community_id, token_hash);

@@ -7,6 +7,7 @@ from __future__ import annotations
 import email
 import secrets
 import socket
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from email.message import Message
@@ -82,6 +83,11 @@ async def test_the_link_sets_the_invited_persons_password_once(
     assert await listed(api, world) == [(body["email"], "pending")]
     refused = await accept(api, token, 422, password="short")
     assert refused["code"] == "validation_error"
+    # The token names its community; the same secret under another one is nothing.
+    community, _, secret = token.partition(".")
+    assert uuid.UUID(community)
+    elsewhere = await accept(api, f"{uuid.uuid4()}.{secret}", 422)
+    assert elsewhere["code"] == "invitation_invalid"
     accepted = await accept(api, token, 200)
     assert accepted == {"email": body["email"]}
     jeanne = {"Authorization": f"Bearer {await token_for(api, body['email'], NEW_PASSWORD)}"}

@@ -23,6 +23,7 @@ INVITATION_TOKEN_BYTES = 32
 # An admin's list of invitations shows the latest ones.
 INVITATIONS_LISTED_MAX = 200
 INVITATION_TTL_S_MAX = 90 * 24 * 3600
+TOKEN_SEPARATOR = "."  # noqa: S105 (a separator, not a secret)
 
 
 class InvitationState(enum.StrEnum):
@@ -65,6 +66,23 @@ def token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
+def new_token(community_id: uuid.UUID) -> str:
+    """`<community id>.<secret>`: the community it belongs to, readable (not a
+    secret), so that it is looked up within that community only."""
+    return f"{community_id}{TOKEN_SEPARATOR}{secrets.token_urlsafe(INVITATION_TOKEN_BYTES)}"
+
+
+def community_of_token(token: str) -> uuid.UUID | None:
+    """The community a token names; None for what is not one of our tokens."""
+    community, separator, secret = token.partition(TOKEN_SEPARATOR)
+    if not separator or not secret:
+        return None
+    try:
+        return uuid.UUID(community)
+    except ValueError:
+        return None
+
+
 def _invitation(row: asyncpg.Record) -> Invitation:
     return Invitation(
         id=row["id"],
@@ -105,7 +123,7 @@ class InvitationStore:
         once, never kept). Their earlier pending invitations are revoked: only the
         latest link works."""
         assert 0 < ttl_s <= INVITATION_TTL_S_MAX
-        token = secrets.token_urlsafe(INVITATION_TOKEN_BYTES)
+        token = new_token(community_id)
 
         async def create() -> asyncpg.Record:
             async with self._pool.acquire() as connection, connection.transaction():
@@ -142,12 +160,17 @@ class InvitationStore:
         """Sets the invited person's password and spends the token, both or
         neither. An unknown, used, revoked or expired token, or a person who has a
         password by now, is invitation_invalid, all alike."""
+        community_id = community_of_token(token)
+        if community_id is None:
+            raise InvitationInvalid("this invitation cannot be used")
         # The costly hash before the database transaction, which it must not hold open.
         password_hash = hash_password(password)
 
         async def accept() -> asyncpg.Record | None:
             async with self._pool.acquire() as connection, connection.transaction():
-                row = await connection.fetchrow(queries.CLAIM_INVITATION, token_hash(token))
+                row = await connection.fetchrow(
+                    queries.CLAIM_INVITATION, community_id, token_hash(token)
+                )
                 if row is None:
                     return None
                 updated = await connection.fetchval(
@@ -161,4 +184,5 @@ class InvitationStore:
         row = await run_translated(accept)
         if row is None:
             raise InvitationInvalid("this invitation cannot be used")
-        return Accepted(email=row["email"], community_id=row["community_id"])
+        assert row["community_id"] == community_id
+        return Accepted(email=row["email"], community_id=community_id)

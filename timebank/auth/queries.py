@@ -245,7 +245,7 @@ RETURNING id
 CLAIM_INVITATION = """
 UPDATE invitations i SET used_at = now()
   FROM people pe
- WHERE i.token_hash = $1 AND i.used_at IS NULL AND i.revoked_at IS NULL
+ WHERE i.community_id = $1 AND i.token_hash = $2 AND i.used_at IS NULL AND i.revoked_at IS NULL
    AND i.expires_at > now() AND pe.id = i.person_id
 RETURNING i.community_id, i.person_id, pe.email
 """
