@@ -20,6 +20,7 @@ from timebank.api import (  # noqa: F401 (each module declares its operations on
     communities,
     currency,
     health,
+    invitations,
     keys,
     log,
     me,
@@ -33,6 +34,7 @@ from timebank.api.docs import publish
 from timebank.api.middleware import request_context
 from timebank.api.registry import api
 from timebank.auth.directory import Directory
+from timebank.auth.invitations import InvitationStore
 from timebank.auth.service import IdentityService
 from timebank.auth.signing_keys import KeyRing
 from timebank.keys import (
@@ -40,6 +42,7 @@ from timebank.keys import (
     DATABASE_POOL,
     DIRECTORY,
     IDENTITIES,
+    INVITATIONS,
     KEYS,
     LEDGER,
     LOG,
@@ -137,6 +140,7 @@ def create_app(settings: Settings, *, prepare: Preparation | None = None) -> web
             app[SIGNING_KEYS] = keys
             app[IDENTITIES] = IdentityService(pool, settings, keys)
             app[DIRECTORY] = Directory(pool, actor_cache_ttl_s=settings.access_cache_ttl_s)
+            app[INVITATIONS] = InvitationStore(pool)
             app[WEBHOOKS] = Subscriptions(pool)
             app[KEYS] = KeyStore(pool, cache_ttl_s=settings.access_cache_ttl_s)
             app[POOLS] = PoolStore(pool, store, levy_cache_ttl_s=settings.access_cache_ttl_s)

@@ -6,6 +6,7 @@ import asyncpg
 from aiohttp import web
 
 from timebank.auth.directory import Directory
+from timebank.auth.invitations import InvitationStore
 from timebank.auth.service import IdentityService
 from timebank.auth.signing_keys import KeyRing
 from timebank.ledger.store import LedgerStore
@@ -23,6 +24,7 @@ LEDGER = web.AppKey("ledger", LedgerStore)
 SIGNING_KEYS = web.AppKey("signing_keys", KeyRing)
 IDENTITIES = web.AppKey("identities", IdentityService)
 DIRECTORY = web.AppKey("directory", Directory)
+INVITATIONS = web.AppKey("invitations", InvitationStore)
 WEBHOOKS = web.AppKey("webhooks", Subscriptions)
 LOG = web.AppKey("log", LogStore)
 KEYS = web.AppKey("keys", KeyStore)

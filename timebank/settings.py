@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -151,4 +151,31 @@ class Settings(BaseSettings):
         ge=1,
         le=256,
         description="Deliveries in flight at once per process (never two of one subscription).",
+    )
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+        description="The service's address as members reach it (e.g. https://sel.example.org), "
+        "for the links sent by email; unset: the address the admin's request came to.",
+    )
+    invitation_ttl_s: int = Field(
+        default=14 * 24 * 3600,
+        ge=3600,
+        le=90 * 24 * 3600,
+        description="How long an invitation's link works.",
+    )
+    smtp_host: str | None = Field(
+        default=None, description="SMTP server that sends invitations; unset: none are sent."
+    )
+    smtp_port: int = Field(default=587, ge=1, le=65535, description="The SMTP server's port.")
+    smtp_starttls: bool = Field(
+        default=True, description="Switch the SMTP connection to TLS (STARTTLS) before sending."
+    )
+    smtp_username: str | None = Field(default=None, description="SMTP login, if it asks one.")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP password.")
+    smtp_from: str = Field(
+        default="timebank@localhost", description="The sender of the emails (From)."
+    )
+    smtp_timeout_s: float = Field(
+        default=10.0, gt=0, le=120, description="Longest wait for the SMTP server."
     )

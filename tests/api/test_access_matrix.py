@@ -147,6 +147,15 @@ CALLS: dict[str, Call] = {
         addressed="community",
     ),
     "read_directory": Call("GET", f"{C}/members", addressed="community"),
+    "invite": Call(
+        "POST",
+        f"{C}/invitations",
+        {"email": "{new_email}", "display_name": "Invited", "role": "member"},
+        addressed="community",
+    ),
+    "list_invitations": Call("GET", f"{C}/invitations", addressed="community"),
+    "revoke_invitation": Call("DELETE", f"{C}/invitations/{{invitation}}", addressed="community"),
+    "revoke_elsewhere_invitation": Call("DELETE", f"{C}/invitations/{{elsewhere_invitation}}"),
     "add_organization": Call(
         "POST", f"{C}/organizations", {"name": "Bakery", "kind": "business"}, addressed="community"
     ),
@@ -297,6 +306,7 @@ CALLS: dict[str, Call] = {
     "journal": Call("GET", f"{C}/transactions", addressed="community"),
     "trial_balance": Call("GET", f"{C}/trial-balance", addressed="community"),
     "flows": Call("GET", f"{C}/flows", addressed="community"),
+    "flows_over_time": Call("GET", f"{C}/flows/over-time", addressed="community"),
     "near_limits": Call("GET", f"{C}/accounts/near-limits", addressed="community"),
     "inactive_members": Call("GET", f"{C}/members/inactive", addressed="community"),
     "export_journal": Call("GET", f"{C}/transactions.csv", addressed="community"),
@@ -454,6 +464,12 @@ CALLS: dict[str, Call] = {
         public=True,
     ),
     "logout": Call("POST", "/v1/auth/logout", {"refresh_token": "unknown"}, public=True),
+    "accept_unknown_invitation": Call(
+        "POST",
+        "/v1/invitations/accept",
+        {"token": "not-a-token", "password": "a long enough password"},
+        public=True,
+    ),
     "jwks": Call("GET", "/.well-known/jwks.json", public=True),
     "metrics": Call("GET", "/metrics", public=True),
     "live": Call("GET", "/health/live", public=True),
@@ -477,6 +493,10 @@ MATRIX: dict[str, dict[Expected, str]] = {
     # Units, members, organizations and clients: admins, and operators anywhere.
     "add_unit": {201: "operator admin", 403: "treasurer alice full"},
     "add_member": {201: "operator admin", 403: "treasurer alice full"},
+    "invite": {201: "operator admin", 403: "treasurer alice full"},
+    "list_invitations": {200: "operator admin", 403: "treasurer alice full"},
+    "revoke_invitation": {204: "operator admin", 403: "treasurer alice full"},
+    "revoke_elsewhere_invitation": {404: "admin operator"},
     "read_directory": {200: "operator admin treasurer alice directory full", 403: "agency"},
     "add_organization": {201: "operator admin", 403: "treasurer alice full"},
     "read_organizations": {200: "operator admin treasurer alice directory", 403: "agency"},
@@ -558,6 +578,7 @@ MATRIX: dict[str, dict[Expected, str]] = {
     "journal": {200: "treasurer admin full", 403: "alice bob operator agency directory"},
     "trial_balance": {200: "treasurer admin full", 403: "alice bob operator agency directory"},
     "flows": {200: "treasurer admin full", 403: "alice bob operator agency directory"},
+    "flows_over_time": {200: "treasurer admin full", 403: "alice bob operator agency directory"},
     "near_limits": {200: "treasurer admin full", 403: "alice bob operator agency directory"},
     "inactive_members": {
         200: "treasurer admin full",
@@ -636,6 +657,7 @@ MATRIX: dict[str, dict[Expected, str]] = {
     "client_token_with_wrong_secret": {401: "anonymous"},
     "revoked_client_token": {401: "anonymous"},
     "logout": {204: "anonymous"},
+    "accept_unknown_invitation": {(422, "invitation_invalid"): "anonymous"},
     "jwks": {200: "anonymous"},
     "metrics": {200: "anonymous"},
     "live": {200: "anonymous"},
@@ -760,6 +782,10 @@ class Scene:
                 return str(body["key_id"])
             case "client":
                 return (await new_client(self.api, here, ["members:read"]))[0]
+            case "invitation":
+                return await new_invitation(self.api, here)
+            case "elsewhere_invitation":
+                return await new_invitation(self.api, elsewhere)
             case "webhook":
                 return await new_webhook(self.api, here)
             case "schedule":
@@ -820,6 +846,22 @@ class Scene:
             headers=self.headers[who],
         )
         return await describe_answer(response)
+
+
+async def new_invitation(api: ApiClient, world: World) -> str:
+    """A pending invitation of a new person, made by the world's admin: its id."""
+    created = await expect(
+        await api.post(
+            f"/v1/communities/{world.slug}/invitations",
+            json={
+                "email": f"invited-{secrets.token_hex(4)}@example.org",
+                "display_name": "Invited",
+            },
+            headers=world.admin.auth,
+        ),
+        201,
+    )
+    return str(created["invitation"])
 
 
 async def new_client(

@@ -635,3 +635,49 @@ async def test_a_levied_proposal_is_confirmed_with_the_amount_the_payer_meant(
     assert confirmed["state"] == "posted"
     async with api.app[DATABASE_POOL].acquire() as connection:
         assert not [v for v in await check_logs(connection) if v.rows[0]["community"] == world.slug]
+
+
+async def test_a_split_fixed_levy_proposal_is_confirmed_with_its_own_amount_only(
+    api: ApiClient, world: World, scene: PoolScene
+) -> None:
+    """A proposal carries the amount it was made for (intent_amount on reads), and
+    its payer's confirmation must sign exactly that. With a split fixed levy and an
+    overflow to the same pool, the amount the payer pays in all (63 for 60 with a
+    levy of 5, 3 of it the payer's) also gives the legs as an overflow would, so
+    the service once took it: it is intent_mismatch now; the proposal's posts."""
+    await set_levy(api, scene, rate_bps=0, fixed_amount=5, paid_by="split")
+    await expect(
+        await api.put(
+            f"/v1/communities/{world.slug}/policies/overflow",
+            json={"unit": HOURS, "pool": scene.pool_id},
+            headers=world.admin.auth,
+        ),
+        200,
+    )
+    key = DeviceKey()
+    await register(api, world, world.alice, key)
+    origin = await origin_of(api, world)
+    proposal = transfer(world, world.alice, world.bob, 60, pending=True)
+    made = await expect(
+        await api.post("/v1/transactions", json=proposal, headers=world.bob.auth), 201
+    )
+    assert [posting["amount"] for posting in made["postings"]] == [-63, 58, 5]
+    read = await expect(
+        await api.get(
+            f"/v1/transactions/{proposal['id']}?community={world.slug}", headers=world.alice.auth
+        ),
+        200,
+    )
+    assert read["intent_amount"] == 60
+    # A retry of the proposal keeps the amount it was made for.
+    await expect(await api.post("/v1/transactions", json=proposal, headers=world.bob.auth), 200)
+    path = f"/v1/transactions/{proposal['id']}/confirm"
+    for amount in (63, 58):
+        wrong = confirming_intent(world, origin, key, proposal, amount=amount)
+        problem = await expect(await api.post(path, json=wrong, headers=world.alice.auth), 422)
+        assert (problem["code"], problem["field"]) == ("intent_mismatch", "amount")
+    right = confirming_intent(world, origin, key, proposal)
+    confirmed = await expect(await api.post(path, json=right, headers=world.alice.auth), 200)
+    assert confirmed["state"] == "posted"
+    assert confirmed["intent_amount"] is None
+    await log_replays(api, world)

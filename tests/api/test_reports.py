@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
+from datetime import UTC, datetime, timedelta
 
 from tests.api.conftest import ApiClient
 from tests.api.world import HOURS, World, expect, transfer
@@ -32,6 +34,50 @@ async def test_flows_by_category(api: ApiClient, world: World) -> None:
     await expect(
         await api.get(f"/v1/communities/{world.slug}/flows", headers=world.alice.auth), 403
     )
+
+
+async def test_flows_over_time_list_every_period_with_this_ones_exchanges(
+    api: ApiClient, world: World
+) -> None:
+    """Per unit, the last `periods` weeks or months oldest first, each starting on
+    its first instant (a Monday for weeks, the 1st for months, UTC); the current
+    one holds this test's exchanges, the earlier ones zero; members may not read
+    them and a period count out of bounds is refused."""
+    await some_exchanges(api, world)
+    path = f"/v1/communities/{world.slug}/flows/over-time"
+    now = datetime.now(UTC)
+    for period, periods in (("month", 3), ("week", 5)):
+        read = await expect(
+            await api.get(
+                f"{path}?period={period}&periods={periods}&unit={HOURS}",
+                headers=world.treasurer.auth,
+            ),
+            200,
+        )
+        assert read["period"] == period
+        points = read["items"]
+        assert [point["unit"] for point in points] == [HOURS] * periods
+        starts = [datetime.fromisoformat(point["starts_at"]) for point in points]
+        assert starts == sorted(starts)
+        assert starts[-1] <= now
+        if period == "month":
+            assert {(start.day, start.hour) for start in starts} == {(1, 0)}
+            assert now - starts[-1] < timedelta(days=31)
+        else:
+            assert {start.weekday() for start in starts} == {0}
+            assert [b - a for a, b in itertools.pairwise(starts)] == [timedelta(weeks=1)] * (
+                periods - 1
+            )
+            assert now - starts[-1] < timedelta(weeks=1)
+        assert [(p["transactions"], p["total"]) for p in points] == [(0, 0)] * (periods - 1) + [
+            (3, 135)
+        ]
+    every_unit = await expect(await api.get(path, headers=world.admin.auth), 200)
+    assert len(every_unit["items"]) % 12 == 0
+    assert {point["unit"] for point in every_unit["items"]} >= {HOURS}
+    await expect(await api.get(path, headers=world.alice.auth), 403)
+    refused = await expect(await api.get(f"{path}?periods=61", headers=world.admin.auth), 422)
+    assert refused["code"] == "validation_error"
 
 
 async def test_the_journal_exports_as_csv(api: ApiClient, world: World) -> None:

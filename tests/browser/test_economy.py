@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Request, expect
 
 from tests.browser.conftest import (
     HOURS,
@@ -17,7 +17,7 @@ from tests.browser.conftest import (
     log_in,
     phone,
 )
-from tests.browser.test_member_flows import record_exchange
+from tests.browser.test_member_flows import OUTBOX, record_exchange
 from timebank.signing import intents
 
 
@@ -164,3 +164,99 @@ def test_a_member_pays_a_merchants_code_in_three_steps(
     ]
     detail = signing.call("GET", f"/v1/transactions/{paid['id']}", signing.bob)
     assert [s["purpose"] for s in detail["signatures"]] == ["intent"]
+
+
+def test_a_payment_confirmed_offline_waits_and_is_sent_once(
+    browser: Browser, signing: Community
+) -> None:
+    """Bob confirms paying Alice's code with the connection cut: the signed payment
+    waits on his phone with its id and signature, and the screen says so; when the
+    connection returns it is posted exactly once, with that signature."""
+    link = f"/#/pay?to={signing.alice.accounts[HOURS]}&unit={HOURS}&amount=15"
+    with phone(browser, signing) as context:
+        posts: list[Request] = []
+        context.on(
+            "requestfinished",
+            lambda request: (
+                posts.append(request)
+                if request.method == "POST" and request.url.endswith("/v1/transactions")
+                else None
+            ),
+        )
+        page = context.new_page()
+        log_in(page, signing.bob)
+        page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+        page.wait_for_function("JSON.parse(localStorage.getItem('timebank.context')).origin")
+        page.goto(link)
+        expect(page.get_by_text("Pay Alice 0 h 15?")).to_be_visible()
+        before = len(signing.transactions_of(signing.bob))
+
+        context.set_offline(True)
+        page.get_by_role("button", name="Pay", exact=True).click()
+        expect(page.locator("#status")).to_contain_text(
+            "Payment of 0\u00a0h\u00a015 to Alice kept on this phone"
+        )
+        expect(page.locator("#outbox")).to_contain_text("Alice")
+        assert_accessible(page, "pay-offline-outbox")
+        (kept,) = page.evaluate(OUTBOX)
+        assert kept["body"]["amount"] == 15
+        assert set(kept["body"]["signed"]) == {"intent", "signature"}
+        assert len(signing.transactions_of(signing.bob)) == before
+
+        context.set_offline(False)
+        expect(page.locator("#outbox")).to_have_count(0)
+        assert page.evaluate(OUTBOX) == []
+        assert [request.response().status for request in posts] == [201]  # type: ignore[union-attr]
+    after = signing.transactions_of(signing.bob)
+    assert len(after) == before + 1
+    detail = signing.call("GET", f"/v1/transactions/{kept['id']}", signing.bob)
+    assert detail["state"] == "posted"
+    (signature,) = detail["signatures"]
+    assert signature["signed"] == kept["body"]["signed"]["intent"]
+
+
+def test_a_proposal_with_a_split_fixed_levy_is_confirmed_for_its_own_amount(
+    browser: Browser, signing: Community
+) -> None:
+    """With a fixed levy of 5 minutes split between payer and payee, and an
+    overflow to the same pool (where the amount paid in all would also fit the
+    legs), Alice confirms Bob's "I helped you" of 1 h: her phone signs the 60
+    minutes the proposal was made for, at the first try, and it posts."""
+    pool = make_pool(signing)
+    slug = signing.slug
+    levies = f"/v1/communities/{slug}/policies/levies"
+    overflow = f"/v1/communities/{slug}/policies/overflow"
+    terms = {"unit": HOURS, "pool": pool["id"], "rate_bps": 0, "fixed_amount": 5}
+    signing.call("PUT", levies, signing.admin, json=terms | {"paid_by": "split"})
+    signing.call("PUT", overflow, signing.admin, json={"unit": HOURS, "pool": pool["id"]})
+    try:
+        with phone(browser, signing) as bob_phone, phone(browser, signing) as alice_phone:
+            bob = bob_phone.new_page()
+            log_in(bob, signing.bob)
+            record_exchange(bob, helped=True, other="Alice", hours=1, minutes=0, memo="levied")
+            expect(bob.locator("#status")).to_contain_text("Alice will be asked to confirm it")
+            confirms: list[Request] = []
+            alice_phone.on(
+                "requestfinished",
+                lambda request: (
+                    confirms.append(request)
+                    if request.url.split("?")[0].endswith("/confirm")
+                    else None
+                ),
+            )
+            alice = alice_phone.new_page()
+            log_in(alice, signing.alice)
+            waiting = alice.get_by_role("listitem").filter(has_text="levied")
+            waiting.get_by_role("button", name="Confirm").click()
+            expect(alice.locator("#status")).to_have_text("Confirmed.")
+            assert len(confirms) == 1
+    finally:
+        signing.call("PUT", levies, signing.admin, json=terms | {"fixed_amount": 0})
+        signing.call("PUT", overflow, signing.admin, json={"unit": HOURS, "pool": None})
+    (confirmed,) = [t for t in signing.transactions_of(signing.alice) if t["memo"] == "levied"]
+    detail = signing.call("GET", f"/v1/transactions/{confirmed['id']}", signing.alice)
+    assert detail["state"] == "posted"
+    assert [p["amount"] for p in detail["postings"]] == [-63, 58, 5]
+    (signature,) = detail["signatures"]
+    intent = intents.parse_transfer_intent(intents.b64url_decode(signature["signed"]))
+    assert intent.amount == 60

@@ -6,9 +6,17 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from playwright.sync_api import Browser, Route, expect
 
-from tests.browser.conftest import HOURS, Community, assert_accessible, log_in, phone
+from tests.browser.conftest import (
+    HOURS,
+    Community,
+    assert_accessible,
+    log_in,
+    phone,
+    screenshot,
+)
 
 NEAR_FLOOR_MINUTES = 570  # of the 600 minutes Alice may owe
 
@@ -47,12 +55,66 @@ def test_the_dashboard_shows_the_trial_balance_limits_flows_and_exports(
         expect(near.get_by_role("row")).to_have_count(2)
         expect(near.get_by_role("row").nth(1)).to_contain_text("Alice")
         expect(page.get_by_role("table", name="This month by category")).to_contain_text("Garden")
+        # The flows as charts, with their figures as a table for screen readers.
+        volume = page.get_by_role("figure", name="Amount exchanged per month (Hours)")
+        expect(volume.locator("svg rect.bar")).to_have_count(12)
+        figures = volume.get_by_role("table", name="Amount exchanged per month (Hours)")
+        expect(figures.get_by_role("row")).to_have_count(13)
+        expect(figures.get_by_role("row").last).to_contain_text("9\u00a0h\u00a030")
+        count = page.get_by_role("figure", name="Number of exchanges per month (Hours)")
+        expect(count.get_by_role("row").last).to_contain_text("1")
         assert_accessible(page, "treasurer-dashboard")
         with page.expect_download() as download:
             page.get_by_role("button", name="Download the journal (CSV)").click()
         csv = download.value.path().read_text()
         assert transfer_id in csv
         assert download.value.suggested_filename.startswith(f"{community.slug}-journal-")
+
+
+def test_the_flow_charts_by_week_in_french_and_at_200_percent_text(
+    browser: Browser, community: Community
+) -> None:
+    """By week, in French: the charts' titles, dates and amounts in the locale's
+    format; with text at 200% they are drawn again with larger labels and still
+    fit the phone's width; axe finds nothing serious."""
+    community.call(
+        "POST",
+        "/v1/transactions",
+        community.bob,
+        json={
+            "id": str(uuid.uuid4()),
+            "community": community.slug,
+            "unit": HOURS,
+            "from": community.bob.accounts[HOURS],
+            "to": community.alice.accounts[HOURS],
+            "amount": 30,
+        },
+    )
+    with phone(browser, community, "fr-FR") as context:
+        page = context.new_page()
+        log_in(page, community.treasurer, "fr")
+        page.get_by_role("link", name="Tableau de bord du trésorier").click()
+        page.get_by_label("Afficher").select_option("week")
+        volume = page.get_by_role("figure", name="Quantité échangée par semaine (Hours)")
+        expect(volume.locator("svg rect.bar")).to_have_count(12)
+        expect(volume.get_by_role("row").last).to_contain_text("Semaine du")
+        expect(volume.get_by_role("row").last).to_contain_text("\u00a0h")
+        size_at_100 = float(volume.locator("svg text").first.get_attribute("font-size") or 0)
+        assert_accessible(page, "treasurer-charts-week-fr")
+        page.evaluate(
+            "() => document.documentElement.style.setProperty('font-size', '200%', 'important')"
+        )
+        page.get_by_label("Afficher").select_option("month")
+        volume = page.get_by_role("figure", name="Quantité échangée par mois (Hours)")
+        expect(volume.locator("svg rect.bar")).to_have_count(12)
+        size_at_200 = float(volume.locator("svg text").first.get_attribute("font-size") or 0)
+        # The labels grow with the page's text: 18 px (the app's 112.5%) to 32 px.
+        assert size_at_200 / size_at_100 == pytest.approx(32 / 18)
+        overflow = page.evaluate(
+            "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 1
+        screenshot(page, "treasurer-charts-200-percent")
 
 
 def test_a_member_is_not_shown_the_dashboard(browser: Browser, community: Community) -> None:

@@ -44,6 +44,7 @@ UNPROCESSABLE = frozenset(
         "unknown_currency",
         "charter_invalid",
         "amount_too_small_for_levy",
+        "invitation_invalid",
     }
 )
 # The request is sound but the ledger's present state refuses it.

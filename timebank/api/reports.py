@@ -1,5 +1,6 @@
-"""Treasurers' reports: flows by category over a period, and CSV exports of the
-journal and of an account's statement (for spreadsheets and accounting tools)."""
+"""Treasurers' reports: flows by category over a period and per week or month,
+and CSV exports of the journal and of an account's statement (for spreadsheets
+and accounting tools)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,10 @@ from timebank.api.contract import query_of, respond
 from timebank.api.registry import api
 from timebank.api.schemas import (
     FlowOut,
+    FlowPointOut,
     FlowsOut,
+    FlowsOverTimeOut,
+    FlowsOverTimeQuery,
     FlowsQuery,
     InactiveMemberOut,
     InactiveMembersOut,
@@ -120,6 +124,36 @@ async def flows(request: web.Request) -> web.Response:
             ],
         )
     )
+
+
+@api.operation(
+    "GET",
+    "/v1/communities/{slug}/flows/over-time",
+    tag=TAG,
+    summary="Flows per week or month (treasurers, admins, auditing clients)",
+    query=FlowsOverTimeQuery,
+    responses={200: FlowsOverTimeOut},
+)
+async def flows_over_time(request: web.Request) -> web.Response:
+    """Posted transactions per unit and period, the last `periods` weeks (UTC, from
+    Monday) or months up to the current one: how many, and how much moved. Every
+    period is listed, an empty one as zero, for a chart."""
+    community, actor = await community_actor(request, request.match_info["slug"])
+    actor.require_audit()
+    query = query_of(request, FlowsOverTimeQuery)
+    rows = await request.app[LEDGER].flows_over_time(
+        community.id, period=query.period, periods=query.periods, unit_code=query.unit
+    )
+    items = [
+        FlowPointOut(
+            unit=row["unit"],
+            starts_at=row["starts_at"],
+            transactions=row["transactions"],
+            total=row["total"],
+        )
+        for row in rows
+    ]
+    return respond(FlowsOverTimeOut(community=community.slug, period=query.period, items=items))
 
 
 def _csv_lines(rows: Iterable[Iterable[object]]) -> bytes:

@@ -25,6 +25,7 @@ from timebank.ledger.models import (
     AMOUNT_MAX,
     BATCH_SIZE_MAX,
     CATEGORY_LENGTH_MAX,
+    FLOW_PERIODS_MAX,
     INACTIVE_DAYS_MAX,
     INACTIVE_PAGE_MAX,
     LIMIT_ABSOLUTE_MAX,
@@ -165,6 +166,51 @@ class MemberCreate(Request):
     display_name: Name
     password: Annotated[str, Field(min_length=10, max_length=1024)] | None = None
     role: Role = Role.MEMBER
+
+
+class InvitationCreate(Request):
+    email: Annotated[str, Field(pattern=EMAIL_PATTERN, max_length=254)]
+    display_name: Name
+    role: Role = Role.MEMBER
+
+
+class InvitationCreated(BaseModel):
+    party_id: uuid.UUID = Field(description="The member, added now or earlier.")
+    email: str
+    display_name: str
+    has_password: bool = Field(
+        description="They have a password already (a member elsewhere): they log in with "
+        "it, and there is no invitation."
+    )
+    invitation: uuid.UUID | None = None
+    expires_at: datetime | None = None
+    link: str | None = Field(
+        default=None, description="The one-time link, in this answer only: hand it over."
+    )
+    email_sent: bool = Field(description="The link went out by email (SMTP configured).")
+
+
+class InvitationOut(BaseModel):
+    id: uuid.UUID
+    party_id: uuid.UUID
+    email: str
+    display_name: str
+    created_at: datetime
+    expires_at: datetime
+    state: Literal["pending", "used", "revoked", "expired"]
+
+
+class InvitationList(BaseModel):
+    items: list[InvitationOut]
+
+
+class InvitationAccept(Request):
+    token: Annotated[str, Field(min_length=1, max_length=200)]
+    password: Annotated[str, Field(min_length=10, max_length=1024)]
+
+
+class InvitationAccepted(BaseModel):
+    email: str = Field(description="Log in with it and the password just chosen.")
 
 
 class MemberOut(BaseModel):
@@ -418,6 +464,13 @@ class TransactionOut(BaseModel):
     resolved_at: datetime | None
     signatures: list[SignatureOut] = Field(
         default_factory=list, description="Signed intent and acknowledgement, on reads."
+    )
+    intent_amount: int | None = Field(
+        default=None,
+        description=(
+            "On reads of a pending transfer: the amount the payer's signed intent must"
+            " name to confirm it (before what a pool takes)."
+        ),
     )
 
 
@@ -758,6 +811,31 @@ class FlowOut(BaseModel):
 class FlowsOut(BaseModel):
     community: str
     items: list[FlowOut]
+
+
+class FlowsOverTimeQuery(Query):
+    period: Literal["week", "month"] = Field(
+        default="month", description="UTC weeks (from Monday) or calendar months."
+    )
+    periods: Annotated[int, Field(ge=1, le=FLOW_PERIODS_MAX)] = Field(
+        default=12, description="How many, up to and including the current one."
+    )
+    unit: UnitCode | None = None
+
+
+class FlowPointOut(BaseModel):
+    unit: str
+    starts_at: datetime = Field(description="The period's first instant (UTC).")
+    transactions: int
+    total: int = Field(description="What moved: the sum of the transactions' credits.")
+
+
+class FlowsOverTimeOut(BaseModel):
+    community: str
+    period: Literal["week", "month"]
+    items: list[FlowPointOut] = Field(
+        description="Per unit, every period oldest first, those without a flow as zero."
+    )
 
 
 class WitnessCreate(Request):

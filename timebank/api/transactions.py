@@ -55,8 +55,9 @@ from timebank.ledger.models import (
     TransactionKind,
     TransactionRequest,
     TransactionResult,
+    TransactionState,
 )
-from timebank.ledger.store import StoredSignature
+from timebank.ledger.store import LedgerStore, StoredSignature
 from timebank.metrics import METRICS
 from timebank.pools.models import (
     LEVIED_KINDS,
@@ -360,6 +361,10 @@ async def post_transaction(request: web.Request) -> web.Response:
             result = await store.post_signed(ledger_request_, signature)
     else:
         result = await store.post(ledger_request_)
+    if isinstance(body, TransferIn) and ledger_request_.pending and signature is None:
+        # What the payer's confirmation must sign: the legs do not say it once a
+        # pool took its levy. A retry writes nothing.
+        await store.record_proposal_amount(community.id, ledger_request_.id, body.amount)
     status = 201 if result.outcome is Outcome.CREATED else 200
     if result.outcome is Outcome.CREATED:
         request.app[METRICS].transactions.labels(
@@ -731,8 +736,9 @@ async def _signed_transfer_of(
     """(payer, payee, amount) that a payer's intent must say of this pending
     transaction: a transfer's two legs, or the first two of a transfer with what a
     pool takes from it. Of the latter the postings alone do not tell the amount the
-    payer meant (how a levy was shared), so the signed amount is taken when the
-    levy in force on it, or an overflow to the third account, gives exactly these
+    payer meant (how a levy was shared): the signed amount must be the one the
+    proposal was made for (kept with it since migration 0024), and the levy in
+    force on it, or an overflow to the third account, must give exactly these
     postings: what the replay accepts, no more."""
     postings = transaction.postings
     if len(postings) not in (2, 3) or postings[0].amount >= 0 or postings[1].amount <= 0:
@@ -741,6 +747,11 @@ async def _signed_transfer_of(
     if len(postings) == 2:
         return payer, payee, postings[1].amount
     said = refused(lambda: intents.parse_transfer_intent(signed))
+    # The amount the proposal was made for, when it was kept: no other, even one
+    # that the levy or an overflow would also turn into these legs.
+    proposed = await request.app[LEDGER].proposal_amount(transaction.community_id, transaction.id)
+    if proposed is not None and said.amount != proposed:
+        raise IntentMismatch("the signed amount differs from the proposal's", field="amount")
     if not await _pool_leg_fits(request, transaction, said.unit, said.amount):
         raise IntentMismatch("the signed amount differs from the transaction's", field="amount")
     return payer, payee, said.amount
@@ -764,11 +775,26 @@ async def _pool_leg_fits(
     return overflow == transaction.postings[2].account_id and amount == -payer_leg
 
 
+async def _intent_amount(store: LedgerStore, transaction: Transaction) -> int | None:
+    """The amount a payer's signed intent must name to confirm this pending
+    transaction: a transfer's payee leg, or the amount it was proposed for when a
+    pool takes a levy from it; None when that is not known (not a transfer)."""
+    postings = transaction.postings
+    if len(postings) == 2 and postings[0].amount < 0 < postings[1].amount:
+        return postings[1].amount
+    if len(postings) == 3:
+        return await store.proposal_amount(transaction.community_id, transaction.id)
+    return None
+
+
 async def _stored_with_signatures(
     request: web.Request, community: Community, transaction_id: uuid.UUID
 ) -> TransactionOut:
     store = request.app[LEDGER]
-    out = stored_out(await store.transaction(community.id, transaction_id), community)
+    transaction = await store.transaction(community.id, transaction_id)
+    out = stored_out(transaction, community)
+    if transaction.state is TransactionState.PENDING:
+        out.intent_amount = await _intent_amount(store, transaction)
     out.signatures = [
         SignatureOut(
             purpose=signature.purpose,

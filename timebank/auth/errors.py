@@ -38,3 +38,11 @@ class RateLimited(AuthError):
 
     code = "rate_limited"
     title = "Too many attempts; retry later"
+
+
+class InvitationInvalid(AuthError):
+    """An invitation's token that cannot be used: unknown, used, revoked or
+    expired, or its person has a password already (all answered alike)."""
+
+    code = "invitation_invalid"
+    title = "This invitation cannot be used"

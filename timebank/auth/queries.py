@@ -198,3 +198,57 @@ SELECT id, owner_id FROM accounts WHERE community_id = $1 AND id = ANY ($2::uuid
 SELECT_PARTIES = """
 SELECT id, kind, display_name FROM parties WHERE community_id = $1 AND id = ANY ($2::uuid[])
 """
+
+# Invitations (0024). A person with a password needs none; a claim takes a token
+# that is pending (not used, not revoked, not expired), locked so that two uses
+# at once spend it once.
+SELECT_MEMBER_PARTY_BY_EMAIL = """
+SELECT m.party_id FROM memberships m JOIN people pe ON pe.id = m.person_id
+ WHERE m.community_id = $1 AND lower(pe.email) = lower($2)
+"""
+SELECT_PERSON_HAS_PASSWORD = """
+SELECT password_hash IS NOT NULL FROM people WHERE lower(email) = lower($1)
+"""
+REVOKE_PENDING_INVITATIONS = """
+UPDATE invitations SET revoked_at = now()
+ WHERE community_id = $1 AND party_id = $2 AND used_at IS NULL AND revoked_at IS NULL
+"""
+INSERT_INVITATION = """
+WITH inserted AS (
+    INSERT INTO invitations (community_id, person_id, party_id, token_hash, expires_at)
+    SELECT m.community_id, m.person_id, m.party_id, $3, now() + make_interval(secs => $4)
+      FROM memberships m
+      JOIN people pe ON pe.id = m.person_id
+     WHERE m.community_id = $1 AND m.party_id = $2 AND pe.password_hash IS NULL
+    RETURNING id, party_id, person_id, created_at, expires_at, used_at, revoked_at
+)
+SELECT i.*, pe.email, p.display_name
+  FROM inserted i
+  JOIN people pe ON pe.id = i.person_id
+  JOIN parties p ON p.community_id = $1 AND p.id = i.party_id
+"""
+SELECT_INVITATIONS = """
+SELECT i.id, i.party_id, i.created_at, i.expires_at, i.used_at, i.revoked_at,
+       pe.email, p.display_name
+  FROM invitations i
+  JOIN people pe ON pe.id = i.person_id
+  JOIN parties p ON p.community_id = i.community_id AND p.id = i.party_id
+ WHERE i.community_id = $1
+ ORDER BY i.created_at DESC, i.id
+ LIMIT $2
+"""
+REVOKE_INVITATION = """
+UPDATE invitations SET revoked_at = now()
+ WHERE community_id = $1 AND id = $2 AND used_at IS NULL AND revoked_at IS NULL
+RETURNING id
+"""
+CLAIM_INVITATION = """
+UPDATE invitations i SET used_at = now()
+  FROM people pe
+ WHERE i.community_id = $1 AND i.token_hash = $2 AND i.used_at IS NULL AND i.revoked_at IS NULL
+   AND i.expires_at > now() AND pe.id = i.person_id
+RETURNING i.community_id, i.person_id, pe.email
+"""
+SET_FIRST_PASSWORD = """
+UPDATE people SET password_hash = $2 WHERE id = $1 AND password_hash IS NULL RETURNING id
+"""

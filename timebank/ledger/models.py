@@ -29,6 +29,8 @@ MEMO_LENGTH_MAX = 500
 CATEGORY_LENGTH_MAX = 64
 STATEMENT_PAGE_SIZE_DEFAULT = 50
 STATEMENT_PAGE_SIZE_MAX = 500
+# A chart of flows over time shows at most this many weeks or months.
+FLOW_PERIODS_MAX = 60
 # The accounts near their limits: within a share of a limit (per 10,000), a page of them.
 NEAR_LIMITS_SHARE_BPS_MAX = 10_000
 NEAR_LIMITS_PAGE_MAX = 500

@@ -248,6 +248,15 @@ SELECT entry FROM log_entries
  ORDER BY leaf_index
 """
 
+# The amount a payee proposed, kept once: a retry of the proposal writes nothing.
+INSERT_PROPOSAL_AMOUNT = """
+INSERT INTO transfer_proposals (community_id, transaction_id, amount) VALUES ($1, $2, $3)
+ON CONFLICT (community_id, transaction_id) DO NOTHING
+"""
+SELECT_PROPOSAL_AMOUNT = """
+SELECT amount FROM transfer_proposals WHERE community_id = $1 AND transaction_id = $2
+"""
+
 # Flows of posted transactions by category and kind, per unit, over a period: how
 # many and how much moved (the sum of each transaction's credits).
 SELECT_FLOWS = """
@@ -262,6 +271,36 @@ SELECT t.category, t.kind::text AS kind, u.code AS unit, count(*) AS transaction
    AND ($4::text IS NULL OR u.code = $4)
  GROUP BY t.category, t.kind, u.code
  ORDER BY u.code, total DESC, t.category NULLS LAST, t.kind
+"""
+
+# Flows of posted transactions per unit and period (a week from Monday, or a
+# month, in UTC): the last $3 periods up to the current one, empty ones as zero,
+# so that a chart has every point. $2 is 'week' or 'month'.
+SELECT_FLOWS_OVER_TIME = """
+WITH periods AS (
+    SELECT generate_series(
+               date_trunc($2, now(), 'UTC') - ($3 - 1) * ('1 ' || $2)::interval,
+               date_trunc($2, now(), 'UTC'),
+               ('1 ' || $2)::interval) AS starts_at
+), moved AS (
+    SELECT u.id AS unit_id, date_trunc($2, t.created_at, 'UTC') AS starts_at,
+           count(*) AS transactions,
+           sum((SELECT sum(m) FROM unnest(t.leg_amounts) AS m WHERE m > 0))::bigint AS total
+      FROM transactions t
+      JOIN accounts a ON a.community_id = t.community_id AND a.id = t.leg_accounts[1]
+      JOIN units u ON u.community_id = a.community_id AND u.id = a.unit_id
+     WHERE t.community_id = $1 AND t.state = 'posted'
+       AND t.created_at >= (SELECT min(starts_at) FROM periods)
+       AND ($4::text IS NULL OR u.code = $4)
+     GROUP BY u.id, date_trunc($2, t.created_at, 'UTC')
+)
+SELECT u.code AS unit, p.starts_at, coalesce(m.transactions, 0) AS transactions,
+       coalesce(m.total, 0)::bigint AS total
+  FROM units u
+ CROSS JOIN periods p
+  LEFT JOIN moved m ON m.unit_id = u.id AND m.starts_at = p.starts_at
+ WHERE u.community_id = $1 AND ($4::text IS NULL OR u.code = $4)
+ ORDER BY u.code, p.starts_at
 """
 
 # The journal for export, oldest first: one row per leg, with the unit.

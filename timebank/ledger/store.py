@@ -10,7 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import asyncpg
 
@@ -32,6 +32,7 @@ from timebank.ledger.errors import (
     error_from_code,
 )
 from timebank.ledger.models import (
+    FLOW_PERIODS_MAX,
     MEMO_LENGTH_MAX,
     NEAR_LIMITS_SHARE_BPS_MAX,
     STATEMENT_PAGE_SIZE_DEFAULT,
@@ -612,6 +613,27 @@ class LedgerStore:
             signature for row in rows for signature in _signatures_of_entry(bytes(row["entry"]))
         ]
 
+    async def record_proposal_amount(
+        self, community_id: uuid.UUID, transaction_id: uuid.UUID, amount: int
+    ) -> None:
+        """Keeps the amount a pending transfer was proposed for (before any levy),
+        which its payer's confirmation must sign; the first one written stays."""
+        assert amount > 0
+        await self._execute(queries.INSERT_PROPOSAL_AMOUNT, community_id, transaction_id, amount)
+
+    async def proposal_amount(
+        self, community_id: uuid.UUID, transaction_id: uuid.UUID
+    ) -> int | None:
+        """The amount a pending transfer was proposed for; None for a transaction
+        proposed before it was kept, or not proposed as a transfer."""
+        row = await self._fetchrow(queries.SELECT_PROPOSAL_AMOUNT, community_id, transaction_id)
+        if row is None:
+            return None
+        amount = row["amount"]
+        assert isinstance(amount, int)
+        assert amount > 0
+        return amount
+
     async def reverse(
         self,
         community_id: uuid.UUID,
@@ -736,6 +758,24 @@ class LedgerStore:
         return await self._fetch(
             queries.SELECT_FLOWS, community_id, created_from, created_before, unit_code
         )
+
+    async def flows_over_time(
+        self,
+        community_id: uuid.UUID,
+        *,
+        period: Literal["week", "month"],
+        periods: int,
+        unit_code: str | None,
+    ) -> list[asyncpg.Record]:
+        """Posted transactions per unit and period (UTC weeks from Monday, or
+        months), the last `periods` up to the current one: how many, how much."""
+        assert period in ("week", "month")
+        assert 1 <= periods <= FLOW_PERIODS_MAX
+        rows = await self._fetch(
+            queries.SELECT_FLOWS_OVER_TIME, community_id, period, periods, unit_code
+        )
+        assert all(row["transactions"] >= 0 and row["total"] >= 0 for row in rows)
+        return rows
 
     async def journal_legs(
         self,

@@ -1,5 +1,6 @@
-// An admin's tasks on the dashboard: invite a member, set an account's limits or
-// freeze it, create an API client (its secret shown once).
+// An admin's tasks on the dashboard: invite a member (the one-time link shown to
+// copy, emailed when the service can), set an account's limits or freeze it,
+// create an API client (its secret shown once).
 
 import * as api from "./api.js";
 import { h, mount } from "./dom.js";
@@ -19,19 +20,77 @@ async function attempt(work, done) {
   }
 }
 
+// The link to hand over: shown to copy (closed networks), said whether emailed.
+function invitedResult(made) {
+  if (made.has_password) return h("p", {}, t("invited_has_password", { name: made.display_name }));
+  const link = h("input", { id: "invite-link", readonly: true, value: made.link, class: "link-field" });
+  const copy = async () => {
+    try {
+      await navigator.clipboard.writeText(made.link);
+      say(t("link_copied"));
+    } catch {
+      link.select();
+      say(t("link_copy_by_hand"));
+    }
+  };
+  return [
+    h("p", {}, made.email_sent ? t("invited_emailed", { name: made.display_name, email: made.email }) : t("invited_not_emailed", { name: made.display_name })),
+    field("invite-link", t("invite_link"), link),
+    h("button", { type: "button", onclick: copy }, t("copy_link")),
+  ];
+}
+
+// The latest invitations with their state; a pending one can be revoked.
+function invitationList(slug) {
+  const list = h("div", { id: "invitations" });
+  const show = async () => {
+    try {
+      const page = await api.get(`/v1/communities/${slug}/invitations`);
+      const revoke = (item) => () =>
+        attempt(async () => {
+          await api.call("DELETE", `/v1/communities/${slug}/invitations/${item.id}`);
+          await show();
+        }, () => t("invitation_cancelled", { name: item.display_name }));
+      mount(list, page.items.length
+        ? h("ul", { class: "plain" }, page.items.map((item) =>
+            h("li", { class: "card" },
+              h("p", {}, `${item.display_name} · ${item.email}`),
+              h("p", { class: "small" }, t(`invitation_${item.state}`)),
+              item.state === "pending"
+                ? h("button", { type: "button", onclick: revoke(item), "aria-label": t("revoke_invitation_of", { name: item.display_name }) }, t("cancel_invitation"))
+                : null)))
+        : h("p", {}, t("no_invitations")));
+    } catch (error) {
+      mount(list, h("p", { class: "error" }, t("error", { code: error.code || error.message })));
+    }
+  };
+  show();
+  return { list, show };
+}
+
 function invite(slug) {
+  const shown = h("div", { "aria-live": "polite", id: "invite-result" });
+  const invitations = invitationList(slug);
   const submit = (event) => {
     event.preventDefault();
     const form = event.target.elements;
     const body = { email: form["invite-email"].value.trim(), display_name: form["invite-name"].value.trim(), role: form["invite-role"].value };
-    attempt(() => api.call("POST", `/v1/communities/${slug}/members`, body), () => t("invited", { name: body.display_name }));
+    attempt(async () => {
+      const made = (await api.call("POST", `/v1/communities/${slug}/invitations`, body)).body;
+      mount(shown, invitedResult(made));
+      await invitations.show();
+    }, () => t("invited", { name: body.display_name }));
   };
-  return h("form", { onsubmit: submit, "aria-labelledby": "invite-title" },
-    h("h3", { id: "invite-title" }, t("invite")),
-    field("invite-email", t("email"), h("input", { id: "invite-email", type: "email", required: true, autocomplete: "off" })),
-    field("invite-name", t("name"), h("input", { id: "invite-name", required: true, maxlength: 100, autocomplete: "off" })),
-    field("invite-role", t("role"), select("invite-role", ROLES.map((r) => [r, t(`role_${r}`)]), "member")),
-    h("button", { type: "submit" }, t("invite")));
+  return h("div", {},
+    h("form", { onsubmit: submit, "aria-labelledby": "invite-title" },
+      h("h3", { id: "invite-title" }, t("invite")),
+      field("invite-email", t("email"), h("input", { id: "invite-email", type: "email", required: true, autocomplete: "off" })),
+      field("invite-name", t("name"), h("input", { id: "invite-name", required: true, maxlength: 100, autocomplete: "off" })),
+      field("invite-role", t("role"), select("invite-role", ROLES.map((r) => [r, t(`role_${r}`)]), "member")),
+      h("button", { type: "submit" }, t("invite"))),
+    shown,
+    h("h3", { id: "invitations-title" }, t("invitations")),
+    invitations.list);
 }
 
 // An amount typed in the unit's own terms: whole hours for time, else the currency.

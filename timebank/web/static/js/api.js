@@ -54,6 +54,19 @@ async function tokens(form) {
   return keepSession(body);
 }
 
+// An invited person chooses their password with the invitation's token (no
+// session yet), then logs in with it.
+export async function acceptInvitation(token, password) {
+  const response = await send("/v1/invitations/accept", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ token, password }),
+  });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new ApiError(response.status, body);
+  await login(body.email, password);
+}
+
 export async function login(email, password) {
   await tokens({ grant_type: "password", username: email, password });
 }

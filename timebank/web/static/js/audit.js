@@ -1,15 +1,17 @@
 // The treasurer's dashboard: the trial balance (zero per unit), the accounts near
-// their limits, the flows by category this month, the pools and their decisions,
-// unpaid dues, the euro reserve, the log verified on demand, the journal as CSV,
-// and an admin's tasks. Loaded only when a treasurer or an admin opens it:
+// their limits, the flows over time (charts) and by category this month, the
+// pools and their decisions, unpaid dues, the euro reserve, the log verified on
+// demand, the journal as CSV, and an admin's tasks. Loaded only when a treasurer or an admin opens it:
 // members never download it.
 
 import * as api from "./api.js";
 import { adminSection } from "./admin.js";
+import { barChart } from "./chart.js";
 import { h, mount } from "./dom.js";
 import { formatAmount, formatDate } from "./format.js";
 import { categories, language, t } from "./i18n.js";
 import { verifyLog } from "./logcheck.js";
+import { field, select } from "./ui.js";
 
 // Near a limit: 90% of the allowed debt used, or within 10% of the ceiling (the
 // service lists them: GET .../accounts/near-limits).
@@ -86,10 +88,24 @@ async function flows(context, unitOf) {
   const from = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1)).toISOString();
   const report = await api.get(`/v1/communities/${slug}/flows?from=${encodeURIComponent(from)}`);
   const names = categories();
+  const charts = h("div", { id: "flow-charts", "aria-live": "polite" });
+  const period = select("flow-period", [["month", t("by_month")], ["week", t("by_week")]], "month");
+  const draw = async () => {
+    try {
+      mount(charts, await flowCharts(context, unitOf, period.value));
+    } catch (error) {
+      mount(charts, h("p", { class: "error" }, t("error", { code: error.code || error.message })));
+    }
+  };
+  period.addEventListener("change", draw);
+  await draw();
   return h(
     "section",
     { "aria-labelledby": "flows" },
-    h("h2", { id: "flows" }, t("flows_month")),
+    h("h2", { id: "flows" }, t("flows_over_time")),
+    field("flow-period", t("period"), period),
+    charts,
+    h("h3", {}, t("flows_month")),
     report.items.length
       ? table(
           t("flows_month"),
@@ -102,6 +118,51 @@ async function flows(context, unitOf) {
         )
       : h("p", {}, t("no_flows")),
   );
+}
+
+const FLOW_PERIODS = { month: 12, week: 12 };
+
+// Per unit, what moved and how many exchanges, week by week or month by month.
+async function flowCharts(context, unitOf, period) {
+  const slug = context.membership.community;
+  const series = await api.get(`/v1/communities/${slug}/flows/over-time?period=${period}&periods=${FLOW_PERIODS[period]}`);
+  const locale = language();
+  const short = new Intl.DateTimeFormat(locale, period === "month" ? { month: "short", timeZone: "UTC" } : { day: "numeric", month: "numeric", timeZone: "UTC" });
+  const long = new Intl.DateTimeFormat(locale, { day: period === "week" ? "numeric" : undefined, month: "long", year: "numeric", timeZone: "UTC" });
+  const whole = new Intl.NumberFormat(locale);
+  const width = Math.min((document.querySelector("main")?.clientWidth || 360) - 32, 600);
+  const units = [...new Set(series.items.map((point) => point.unit))];
+  return units.map((code) => {
+    const unit = unitOf(code);
+    const points = series.items.filter((point) => point.unit === code);
+    const when = (point) => ({
+      label: short.format(new Date(point.starts_at)),
+      long: period === "week" ? t("week_of", { date: long.format(new Date(point.starts_at)) }) : long.format(new Date(point.starts_at)),
+    });
+    const name = unit?.name || code;
+    const header = t(period === "week" ? "week" : "month");
+    if (points.every((point) => point.transactions === 0)) {
+      return h("p", { class: "flow-unit" }, t(`no_flows_per_${period}`, { unit: name, count: points.length }));
+    }
+    return h("div", { class: "flow-unit" },
+      barChart({
+        id: `flow-volume-${code}`,
+        title: t(`volume_per_${period}`, { unit: name }),
+        points: points.map((point) => ({ ...when(point), value: point.total })),
+        format: (value) => formatAmount(value, unit, locale),
+        headers: [header, t("total")],
+        step: unit.kind === "time" ? 60 : 10 ** unit.decimals,
+        width,
+      }),
+      barChart({
+        id: `flow-count-${code}`,
+        title: t(`count_per_${period}`, { unit: name }),
+        points: points.map((point) => ({ ...when(point), value: point.transactions })),
+        format: (value) => whole.format(value),
+        headers: [header, t("exchanges")],
+        width,
+      }));
+  });
 }
 
 async function download(path, filename) {

@@ -62,33 +62,15 @@ function describePending(transaction, mine) {
   };
 }
 
-// The amounts a payer's intent may name for a proposal. A plain transfer: the
-// payee's leg. With a third leg (what a pool takes), the amount before the levy,
-// which the postings do not show: what the payer pays (the payee bears the levy,
-// or an overflow), what the payee gets (the payer bears it), or between (a split
-// levy: the payee bears its lower half). The service refuses any other
-// (intent_mismatch), so the app tries them in turn.
-function intendedAmounts(transaction) {
-  const [payer, payee, pool] = transaction.postings;
-  if (!pool) return [payee.amount];
-  return [...new Set([-payer.amount, payee.amount, payee.amount + Math.floor(pool.amount / 2)])];
-}
-
+// The payer confirms what the payee proposed by signing the amount the proposal
+// was made for, which the service keeps and shows (intent_amount): with a pool's
+// levy the legs alone do not say it. A proposal without it cannot be signed here.
 async function confirmSigned(pending, path) {
-  const { id, postings, memo } = pending.transaction;
+  const { id, postings, memo, intent_amount: amount } = pending.transaction;
+  if (!amount) throw new api.ApiError(422, { code: "intent_mismatch" });
   const [payer, payee] = postings;
-  const key = await registeredKey();
-  const ledger = await ledgerOrigin();
-  const amounts = intendedAmounts(pending.transaction);
-  for (const [index, amount] of amounts.entries()) {
-    const fields = { id, from: payer.account, to: payee.account, unit: pending.unit, amount, memo, ledger };
-    try {
-      return await api.call("POST", path, { signed: await signedIntent(key, fields) });
-    } catch (error) {
-      const last = index === amounts.length - 1;
-      if (last || !(error instanceof api.ApiError && error.code === "intent_mismatch")) throw error;
-    }
-  }
+  const fields = { id, from: payer.account, to: payee.account, unit: pending.unit, amount, memo, ledger: await ledgerOrigin() };
+  return api.call("POST", path, { signed: await signedIntent(await registeredKey(), fields) });
 }
 
 async function answer(pending, decision) {

@@ -5,7 +5,7 @@ import { h, mount } from "./dom.js";
 import { homeScreen } from "./home.js";
 import { historyScreen } from "./history.js";
 import { language, t } from "./i18n.js";
-import { loginScreen } from "./login.js";
+import { loginScreen, welcomeScreen } from "./login.js";
 import { recordScreen } from "./record.js";
 import {
   audits,
@@ -71,7 +71,7 @@ function navigation(current) {
   nav.setAttribute("aria-label", t("nav"));
   mount(nav, h("ul", {}, Object.keys(SCREENS).map((name) =>
     h("li", {}, h("a", { href: `#/${name}`, "aria-current": name === current ? "page" : null }, t(name))))));
-  nav.hidden = current === "login";
+  nav.hidden = current === "login" || current === "welcome";
 }
 
 async function route() {
@@ -79,13 +79,15 @@ async function route() {
   const [path, query = ""] = location.hash.replace(/^#\//, "").split("?");
   const wanted = path || "home";
   const known = wanted in SCREENS || wanted in OTHER_SCREENS;
-  const name = api.loggedIn() ? (known ? wanted : "home") : "login";
+  // An invitation's link works whoever is logged in on this phone, or nobody.
+  const name = wanted === "welcome" ? "welcome" : api.loggedIn() ? (known ? wanted : "home") : "login";
   navigation(name);
   document.getElementById("offline").hidden = navigator.onLine;
   say(takeFlash());
   try {
-    if (name !== "login" && !context) await loadContext();
-    const screen = name === "login" ? loginScreen : SCREENS[name] || OTHER_SCREENS[name];
+    const before = { login: loginScreen, welcome: welcomeScreen }[name];
+    if (!before && !context) await loadContext();
+    const screen = before || SCREENS[name] || OTHER_SCREENS[name];
     mount(main, await screen(app, new URLSearchParams(query)));
     document.title = `${document.getElementById("title")?.textContent || t("app")} · ${t("app")}`;
   } catch (error) {

@@ -3,11 +3,11 @@
 // camera where the browser reads QR codes itself (BarcodeDetector), or pasted.
 // Scan, check, pay: a signed payment, posted at once. Loaded only when opened.
 
-import * as api from "./api.js";
 import { signedIntent } from "./crypto.js";
 import { h, mount } from "./dom.js";
 import { t } from "./i18n.js";
-import { amountFields, readAmount, uuid4 } from "./record.js";
+import * as outbox from "./outbox.js";
+import { amountFields, deviceKeyForSigning, readAmount, uuid4 } from "./record.js";
 import {
   amountText,
   context,
@@ -15,7 +15,8 @@ import {
   nameOfAccount,
   ownAccountFor,
   ownAccounts,
-  registeredKey,
+  sendOutbox,
+  staleBalances,
   unitOf,
 } from "./session.js";
 import { button, errorText, field, heading, say, select, setFlash } from "./ui.js";
@@ -116,6 +117,10 @@ function payByCode(app) {
       h("button", { type: "submit", class: "wide" }, t("continue"))));
 }
 
+// A signed payment goes through the outbox, as a recorded exchange does: kept on
+// the device with its id and signature, sent now or when the connection returns,
+// never twice (the service answers a known id with what it already has). Says
+// whether it was sent, is waiting, or was refused (with why).
 async function pay(asked, amount) {
   const from = ownAccountFor(asked.unit);
   const body = {
@@ -127,8 +132,12 @@ async function pay(asked, amount) {
     amount,
     memo: "",
   };
-  body.signed = await signedIntent(await registeredKey(), { ...body, ledger: await ledgerOrigin() });
-  await api.call("POST", "/v1/transactions", body);
+  body.signed = await signedIntent(await deviceKeyForSigning(), { ...body, ledger: await ledgerOrigin() });
+  await outbox.enqueue(body);
+  staleBalances();
+  await sendOutbox();
+  const left = (await outbox.waiting()).find((item) => item.id === body.id);
+  return !left ? "sent" : left.error ? left.error : "waiting";
 }
 
 function confirmPayment(app, asked) {
@@ -141,12 +150,16 @@ function confirmPayment(app, asked) {
     event.preventDefault();
     const amount = asked.amount ?? readAmount(event.target, unit, "pay-");
     if (!amount) return say(t("choose_amount"));
+    let outcome;
     try {
-      await pay(asked, amount);
+      outcome = await pay(asked, amount);
     } catch (error) {
-      return say(errorText(error));
+      return say(error instanceof outbox.OutboxFull ? t("outbox_full") : errorText(error));
     }
-    setFlash(t("paid", { name, amount: amountText(amount, unit.code) }));
+    const said = { name, amount: amountText(amount, unit.code) };
+    if (outcome === "sent") setFlash(t("paid", said));
+    else if (outcome === "waiting") setFlash(t("paid_queued", said));
+    else setFlash(t("refused", { code: outcome }));
     await app.go("home");
   };
   return [

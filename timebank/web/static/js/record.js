@@ -27,47 +27,64 @@ const MINUTE_STEPS = [0, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55];
 
 const HOURS_MAX = 24;
 
+const MEMBERS_PAGE_SIZE = 20;
+
+// The other member, searched by name on the service a page at a time (the
+// community's whole directory, not only what this phone knows); offline, among the
+// members this phone has seen.
 function memberPicker() {
   const results = h("div", { class: "choices", id: "members", role: "radiogroup", "aria-labelledby": "who-label" });
+  const more = h("button", { type: "button", class: "wide", hidden: true }, t("more_members"));
   let timer = null;
+  let shown = [];
+  let cursor = null;
+  let asked = 0;
   // The choice survives new search results, which replace the list.
   let chosen = null;
   results.addEventListener("change", (event) => {
     chosen = event.target.value;
   });
-  const show = (members) => {
-    const others = members.filter((m) => m.party_id !== context.membership.party_id);
-    mount(
-      results,
-      others.length
-        ? others.map((member) =>
-            h("label", { class: "choice" },
-              h("input", {
-                type: "radio",
-                name: "member",
-                value: member.party_id,
-                required: true,
-                checked: member.party_id === chosen,
-              }),
-              member.display_name),
-          )
-        : h("p", {}, t("no_match")),
-    );
+  const choice = (member) =>
+    h("label", { class: "choice" },
+      h("input", { type: "radio", name: "member", value: member.party_id, required: true, checked: member.party_id === chosen }),
+      member.display_name);
+  const show = (members, next) => {
+    shown = members.filter((m) => m.party_id !== context.membership.party_id);
+    cursor = next;
+    more.hidden = !next;
+    mount(results, shown.length ? shown.map(choice) : h("p", {}, t("no_match")));
+  };
+  const local = (query) => context.members.filter((m) => m.display_name.toLowerCase().includes(query.toLowerCase()));
+  const page = (query, after) => {
+    const search = new URLSearchParams({ limit: String(MEMBERS_PAGE_SIZE) });
+    if (query) search.set("q", query);
+    if (after) search.set("cursor", after);
+    return api.get(`/v1/communities/${context.membership.community}/members?${search}`);
   };
   const search = async (text) => {
-    const query = text.trim().toLowerCase();
-    const local = context.members.filter((m) => m.display_name.toLowerCase().includes(query));
-    if (!query || !navigator.onLine) return show(local);
+    const query = text.trim();
+    const mine = ++asked;
     try {
-      const page = await api.get(
-        `/v1/communities/${context.membership.community}/members?q=${encodeURIComponent(text.trim())}&limit=20`,
-      );
-      remember(page.items);
-      show(page.items);
+      const found = await page(query, null);
+      remember(found.items);
+      // An older search answering late must not replace a newer one's results.
+      if (mine === asked) show(found.items, found.next_cursor);
     } catch {
-      show(local);
+      if (mine === asked) show(local(query), null);
     }
   };
+  more.addEventListener("click", async () => {
+    try {
+      const found = await page(input.value.trim(), cursor);
+      remember(found.items);
+      const before = shown.length;
+      show([...shown, ...found.items], found.next_cursor);
+      // The first new name takes the focus, so a keyboard user goes on from there.
+      results.querySelectorAll("input")[before]?.focus();
+    } catch (error) {
+      say(errorText(error));
+    }
+  });
   const input = h("input", {
     id: "who",
     type: "search",
@@ -77,11 +94,12 @@ function memberPicker() {
       timer = setTimeout(() => search(event.target.value), SEARCH_DELAY_MS);
     },
   });
-  show(context.members);
+  search("");
   return h("fieldset", {},
     h("legend", { id: "who-label" }, t("who")),
     field("who", t("search"), input),
-    results);
+    results,
+    more);
 }
 
 // The amount of a unit: hours and minutes for time, a number for a currency. The
