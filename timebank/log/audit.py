@@ -19,9 +19,8 @@ from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ParamSpec, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TextIO, TypeVar
 
-from timebank.database import DatabaseConnection
 from timebank.ledger.invariants import InvariantViolation
 from timebank.log import merkle, queries
 from timebank.log.note import (
@@ -39,6 +38,10 @@ from timebank.log.replay import (
     apply_entry,
     parse_entry,
 )
+from timebank.log.replay_transfers import PlainTransfer, apply_plain_transfer, read_plain_transfers
+
+if TYPE_CHECKING:  # the verifier's workers import this module: no database driver for them
+    from timebank.database import DatabaseConnection
 
 BUNDLE_FORMAT = "timebank-log-bundle/1"
 ENTRIES_PER_READ = 10_000
@@ -242,6 +245,8 @@ class _ChunkJob:
 
     first_index: int
     lines: list[bytes]
+    # The log's origin, which signed intents must name (None: any).
+    origin: str | None
     # The member keys logged up to the chunk's end, each under its first registration.
     keys: dict[str, LoggedKey]
     # Tree sizes (counted from the chunk's start, below its length) whose frontier is wanted.
@@ -250,11 +255,15 @@ class _ChunkJob:
 
 @dataclass(frozen=True, slots=True)
 class _ChunkRead:
-    """A chunk's entries checked canonical (up to the first that is not), the costly
-    steps of their replay done ahead, and their Merkle tree's hashes. The entries
-    themselves are not sent back: parsing them again costs less than unpickling."""
+    """A chunk's entries checked canonical (up to the first that is not): the plain
+    transfers among them read and checked as far as they can be without the state,
+    the costly steps of the other entries' replay done ahead; and the chunk's Merkle
+    tree's hashes. The other entries themselves are not sent back: parsing them
+    again costs less than unpickling."""
 
     canonical_entries: int
+    # By offset in the chunk: the entry read as a plain transfer, or None.
+    transfers: list[PlainTransfer | None]
     ahead: Precomputed
     failure: ReplayError | None
     # The root of the chunk's leaves (its perfect subtree, when the chunk is whole).
@@ -264,14 +273,18 @@ class _ChunkRead:
 
 def _read_chunk(job: _ChunkJob) -> _ChunkRead:
     """Runs in a worker: nothing here depends on earlier chunks."""
-    leaf_hashes: list[bytes] = []
+    leaf_hashes = [merkle.leaf_hash(raw) for raw in job.lines]
+    # The quick lane's transfers first, their signatures checked back to back; then
+    # the careful lane's entries, up to the first that is not canonical.
+    transfers = read_plain_transfers(job.lines, job.origin, job.keys)
     ahead = Precomputed()
-    for offset, raw in enumerate(job.lines):
+    for offset, (raw, transfer) in enumerate(zip(job.lines, transfers, strict=True)):
+        if transfer is not None:
+            continue
         try:
             entry = parse_entry(job.first_index + offset, raw)
         except ReplayError as error:
-            return _ChunkRead(offset, ahead, error, None, {})
-        leaf_hashes.append(merkle.leaf_hash(raw))
+            return _ChunkRead(offset, transfers[:offset], ahead, error, None, {})
         ahead.compute(entry, job.keys)
     frontiers: dict[int, merkle.Frontier] = {}
     if job.frontier_sizes:
@@ -279,7 +292,9 @@ def _read_chunk(job: _ChunkJob) -> _ChunkRead:
         for size in job.frontier_sizes:
             if size <= len(leaf_hashes):  # a last chunk may be shorter
                 frontiers[size] = merkle.frontier_of(size, subtree_hash)
-    return _ChunkRead(len(leaf_hashes), ahead, None, merkle.root_of(leaf_hashes), frontiers)
+    return _ChunkRead(
+        len(leaf_hashes), transfers, ahead, None, merkle.root_of(leaf_hashes), frontiers
+    )
 
 
 class _ChunkedTree:
@@ -348,7 +363,11 @@ def _replay_chunks(
                 if _note_keys(lines, keys):
                     keys = dict(keys)  # the submitted jobs keep theirs unchanged
                 job = _ChunkJob(
-                    chunk_index * tree.chunk_entries, lines, keys, tree.frontier_sizes(chunk_index)
+                    chunk_index * tree.chunk_entries,
+                    lines,
+                    state.origin,
+                    keys,
+                    tree.frontier_sizes(chunk_index),
                 )
                 in_flight.append((job, executor.submit(_read_chunk, job)))
                 if len(in_flight) > workers * CHUNKS_IN_FLIGHT_PER_WORKER:
@@ -369,8 +388,9 @@ def _apply_chunk(
 ) -> None:
     read = reading.result()
     assert state.size == job.first_index, "chunks are applied in order"
-    for raw in job.lines[: read.canonical_entries]:
-        apply_entry(state, json.loads(raw), read.ahead)
+    for raw, transfer in zip(job.lines, read.transfers, strict=False):
+        if transfer is None or not apply_plain_transfer(state, transfer, job.keys):
+            apply_entry(state, json.loads(raw), read.ahead)
         state.size += 1
         report(state.size)
     if read.failure is not None:
@@ -416,9 +436,19 @@ def _note_keys(lines: list[bytes], keys: dict[str, LoggedKey]) -> bool:
 
 def _worker_pool(workers: int) -> ProcessPoolExecutor:
     # Not fork: the caller may hold threads and connections (a server, a test loop).
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        spawning = multiprocessing.get_context("spawn")
+        return ProcessPoolExecutor(max_workers=workers, mp_context=spawning)
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(_modules_for_workers())  # once the fork server starts
     return ProcessPoolExecutor(max_workers=workers, mp_context=context)
+
+
+def _modules_for_workers() -> list[str]:
+    """The modules the fork server imports once, so that the workers forked from it
+    have them at once instead of importing them each: the program's main module (the
+    fork server's default) and this one (the workers' code)."""
+    return ["__main__", __name__]
 
 
 class _InProcess(Executor):
