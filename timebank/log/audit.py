@@ -13,6 +13,7 @@ import itertools
 import json
 import multiprocessing
 import os
+import threading
 import uuid
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
@@ -435,20 +436,25 @@ def _note_keys(lines: list[bytes], keys: dict[str, LoggedKey]) -> bool:
 
 
 def _worker_pool(workers: int) -> ProcessPoolExecutor:
-    # Not fork: the caller may hold threads and connections (a server, a test loop).
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        spawning = multiprocessing.get_context("spawn")
-        return ProcessPoolExecutor(max_workers=workers, mp_context=spawning)
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(_modules_for_workers())  # once the fork server starts
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=_worker_context())
 
 
-def _modules_for_workers() -> list[str]:
-    """The modules the fork server imports once, so that the workers forked from it
-    have them at once instead of importing them each: the program's main module (the
-    fork server's default) and this one (the workers' code)."""
-    return ["__main__", __name__]
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """How the workers start. Forked, when this process runs a single thread (the
+    command line, a benchmark): at once, with nothing to import (a fork server's or a
+    spawned worker imports the program's main module, a second or more of CPU each).
+    The workers touch nothing they inherit but this module's functions, and leave by
+    os._exit, so the caller's open connections are left alone. With other threads (a
+    server's, a test's), one could hold a lock the child would wait on forever: then
+    the fork server, which preloads this module; spawn where there is none."""
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    if "forkserver" in methods:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["__main__", __name__])  # the default, and this module
+        return context
+    return multiprocessing.get_context("spawn")
 
 
 class _InProcess(Executor):
