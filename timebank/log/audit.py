@@ -39,7 +39,7 @@ from timebank.log.replay import (
     apply_entry,
     parse_entry,
 )
-from timebank.log.replay_transfers import PlainTransfer, apply_plain_transfer, read_plain_transfers
+from timebank.log.replay_transfers import PlainTransfer, apply_plain_transfers, read_plain_transfers
 
 if TYPE_CHECKING:  # the verifier's workers import this module: no database driver for them
     from timebank.database import DatabaseConnection
@@ -228,10 +228,15 @@ def verify_bundle(
 
 def _progress_every(
     progress: Callable[[int, int], None] | None, total: int
-) -> Callable[[int], None]:
-    def report(done: int) -> None:
-        if progress is not None and done % PROGRESS_EVERY_ENTRIES == 0:
-            progress(done, total)
+) -> Callable[[int, int], None]:
+    """report(before, done): progress at each multiple of PROGRESS_EVERY_ENTRIES passed."""
+
+    def report(before: int, done: int) -> None:
+        if progress is None:
+            return
+        first = before - before % PROGRESS_EVERY_ENTRIES + PROGRESS_EVERY_ENTRIES
+        for reached in range(first, done + 1, PROGRESS_EVERY_ENTRIES):
+            progress(reached, total)
 
     return report
 
@@ -346,7 +351,7 @@ def _replay_chunks(
     tree: _ChunkedTree,
     entries: Iterator[bytes],
     workers: int,
-    report: Callable[[int], None],
+    report: Callable[[int, int], None],
 ) -> None:
     """Replays all the entries onto `state`, their chunks read ahead by `workers`
     processes (here, when one or a single chunk); raises the first ReplayError."""
@@ -385,15 +390,22 @@ def _apply_chunk(
     tree: _ChunkedTree,
     job: _ChunkJob,
     reading: Future[_ChunkRead],
-    report: Callable[[int], None],
+    report: Callable[[int, int], None],
 ) -> None:
     read = reading.result()
     assert state.size == job.first_index, "chunks are applied in order"
-    for raw, transfer in zip(job.lines, read.transfers, strict=False):
-        if transfer is None or not apply_plain_transfer(state, transfer, job.keys):
-            apply_entry(state, json.loads(raw), read.ahead)
-        state.size += 1
-        report(state.size)
+    offset = 0  # in the chunk
+    while offset < read.canonical_entries:
+        # The plain transfers in a row, then the next entry the careful way.
+        applied = apply_plain_transfers(state, read.transfers, offset, job.keys)
+        state.size += applied
+        report(state.size - applied, state.size)
+        offset += applied
+        if offset < read.canonical_entries:
+            apply_entry(state, json.loads(job.lines[offset]), read.ahead)
+            state.size += 1
+            report(state.size - 1, state.size)
+            offset += 1
     if read.failure is not None:
         raise read.failure
     tree.add(job.first_index // tree.chunk_entries, read)

@@ -18,6 +18,7 @@ only the time it takes changes. Pure, like the rest of the replay."""
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from collections.abc import Mapping, Sequence
 
@@ -158,29 +159,55 @@ def apply_plain_transfer(
     state: Replay, transfer: PlainTransfer, keys: Mapping[str, LoggedKey]
 ) -> bool:
     """Posts the transfer read by `read_plain_transfer(..., keys)` at leaf `state.size`
-    if what it needs of the state holds: new, between open accounts of one unit (the
-    intent's), signed by a key live here, the one in `keys`, of the payer's owner or
-    an agent of it. False, with nothing changed, otherwise (the careful lane's turn)."""
-    transaction_id, payer_id, payee_id, amount, unit, key_id = transfer
-    payer, payee = state.accounts.get(payer_id), state.accounts.get(payee_id)
-    if (
-        payer is None
-        or payee is None
-        or payer.unit != payee.unit
-        or transaction_id in state.transactions
-    ):
-        return False
-    if key_id is not None:
-        key = state.keys.get(key_id)
+    (the caller counts it) if what it needs of the state holds: new, between opened
+    accounts of one unit (the intent's), signed by a key live here, the one in `keys`,
+    of the payer's owner or an agent of it. False, with nothing changed, otherwise
+    (the careful lane's turn)."""
+    return apply_plain_transfers(state, [transfer], 0, keys) == 1
+
+
+def apply_plain_transfers(
+    state: Replay,
+    transfers: Sequence[PlainTransfer | None],
+    start: int,
+    keys: Mapping[str, LoggedKey],
+) -> int:
+    """`apply_plain_transfer` of the transfers from `start` on, one after the other,
+    up to the first that is None or is not applied: how many were (the caller counts
+    them). One loop, the state's tables at hand: the replay's bulk costs little."""
+    accounts, transactions, live_keys, agents = (
+        state.accounts,
+        state.transactions,
+        state.keys,
+        state.agents,
+    )
+    applied = 0
+    for transfer in itertools.islice(transfers, start, None):
+        if transfer is None:
+            break
+        transaction_id, payer_id, payee_id, amount, unit, key_id = transfer
+        payer, payee = accounts.get(payer_id), accounts.get(payee_id)
         if (
-            key is None
-            or key.revoked
-            or unit != payer.unit
-            or (key.algorithm, key.public_key) != keys.get(key_id)
-            or (key.party != payer.owner and key.party not in state.agents.get(payer.owner, ()))
+            payer is None
+            or payee is None
+            or payer.unit != payee.unit
+            or transaction_id in transactions
         ):
-            return False
-    state.transactions.add(transaction_id)
-    payer.balance -= amount
-    payee.balance += amount
-    return True
+            break
+        if key_id is not None:
+            key, logged = live_keys.get(key_id), keys.get(key_id)
+            if (
+                key is None
+                or logged is None
+                or key.revoked
+                or unit != payer.unit
+                or key.algorithm != logged[0]
+                or key.public_key != logged[1]
+                or (key.party != payer.owner and key.party not in agents.get(payer.owner, ()))
+            ):
+                break
+        transactions.add(transaction_id)
+        payer.balance -= amount
+        payee.balance += amount
+        applied += 1
+    return applied
