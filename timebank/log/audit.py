@@ -8,7 +8,6 @@ bytes (canonical JSON holds no newline)."""
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import multiprocessing
@@ -16,11 +15,11 @@ import os
 import threading
 import uuid
 from collections import deque
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ParamSpec, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, ParamSpec, TextIO, TypeVar
 
 from timebank.ledger.invariants import InvariantViolation
 from timebank.log import merkle, queries
@@ -48,8 +47,9 @@ BUNDLE_FORMAT = "timebank-log-bundle/1"
 ENTRIES_PER_READ = 10_000
 PROGRESS_EVERY_ENTRIES = 100_000
 # Entries a worker reads at a time: a power of two, so that each whole chunk is a perfect
-# subtree of the log's Merkle tree; a few MB of text, about a second of work.
-ENTRIES_PER_CHUNK = 8_192
+# subtree of the log's Merkle tree; a few MB of text, about half a second of work: the
+# last chunks keep a worker busy while the others have none left, so not more.
+ENTRIES_PER_CHUNK = 4_096
 # Chunks read ahead per worker: enough to keep the workers busy while the replay runs,
 # few enough to bound memory (each chunk and its results are some 20 MB at most).
 CHUNKS_IN_FLIGHT_PER_WORKER = 2
@@ -159,7 +159,9 @@ class Verification:
         return not self.problems
 
 
-def _read_bundle(path: Path) -> tuple[dict[str, Any], Generator[bytes, None, None]]:
+def _read_bundle(path: Path) -> tuple[dict[str, Any], BinaryIO]:
+    """The header, and the file open at the first entry's line (each line ends with
+    its newline, which is no part of the entry; the last line may lack it)."""
     handle = path.open("rb")
     first = handle.readline()
     try:
@@ -170,13 +172,7 @@ def _read_bundle(path: Path) -> tuple[dict[str, Any], Generator[bytes, None, Non
     if not isinstance(header, dict) or header.get("format") != BUNDLE_FORMAT:
         handle.close()
         raise BundleError(f"{path}: not a {BUNDLE_FORMAT} bundle")
-
-    def entries() -> Generator[bytes, None, None]:
-        with handle:
-            for line in handle:
-                yield line.rstrip(b"\n")
-
-    return header, entries()
+    return header, handle
 
 
 def verify_bundle(
@@ -205,7 +201,7 @@ def verify_bundle(
     tree = _ChunkedTree(chunk_entries, {size for size, _ in checkpoints})
     workers = jobs if jobs is not None else (os.cpu_count() or 1)
     try:
-        with contextlib.closing(entries):
+        with entries:
             _replay_chunks(state, tree, entries, workers, _progress_every(progress, result.size))
     except ReplayError as error:
         result.problems.append(str(error))
@@ -250,7 +246,7 @@ class _ChunkJob:
     """What a worker needs to read a chunk of entries."""
 
     first_index: int
-    lines: list[bytes]
+    lines: list[bytes]  # as read, each with its newline (the last one may lack it)
     # The log's origin, which signed intents must name (None: any).
     origin: str | None
     # The member keys logged up to the chunk's end, each under its first registration.
@@ -279,12 +275,13 @@ class _ChunkRead:
 
 def _read_chunk(job: _ChunkJob) -> _ChunkRead:
     """Runs in a worker: nothing here depends on earlier chunks."""
-    leaf_hashes = [merkle.leaf_hash(raw) for raw in job.lines]
+    entries = [line.rstrip(b"\n") for line in job.lines]
+    leaf_hashes = [merkle.leaf_hash(raw) for raw in entries]
     # The quick lane's transfers first, their signatures checked back to back; then
     # the careful lane's entries, up to the first that is not canonical.
-    transfers = read_plain_transfers(job.lines, job.origin, job.keys)
+    transfers = read_plain_transfers(entries, job.origin, job.keys)
     ahead = Precomputed()
-    for offset, (raw, transfer) in enumerate(zip(job.lines, transfers, strict=True)):
+    for offset, (raw, transfer) in enumerate(zip(entries, transfers, strict=True)):
         if transfer is not None:
             continue
         try:
@@ -402,6 +399,7 @@ def _apply_chunk(
         report(state.size - applied, state.size)
         offset += applied
         if offset < read.canonical_entries:
+            # The worker found the entry canonical; JSON ignores the line's newline.
             apply_entry(state, json.loads(job.lines[offset]), read.ahead)
             state.size += 1
             report(state.size - 1, state.size)
