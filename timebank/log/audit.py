@@ -190,7 +190,8 @@ def verify_bundle(
 
     The entries' reading, hashing and signature checks run in `jobs` processes
     (default: one per core), `chunk_entries` (a power of two) at a time; the
-    replay itself runs here, in order, on their results."""
+    replay itself runs here, in order, on their results: for plain transfers, a
+    few lookups and two additions each (replay_transfers)."""
     assert chunk_entries > 0, "chunks hold entries"
     assert chunk_entries & (chunk_entries - 1) == 0, "chunks of a power of two, aligned"
     header, entries = _read_bundle(path)
