@@ -12,7 +12,9 @@ Measures (a) the raw Ed25519 verify rate of all cores together (cryptography's
 but valid bundle of a community whose every transfer carries its payer's signed
 intent, built here as the database's log triggers would build it (sql/0005_log.sql,
 0006, 0007), and their ratio, in wall-clock time and in CPU time (the latter holds
-up better when other work shares the machine); then (c) the ledger's single
+up better when other work shares the machine), with what is not verifying (the
+hashing, parsing and replay) as a share of the verification's time (the issue's
+"under 30% on top" of 0.7x); then (c) the ledger's single
 transfers at 32 concurrent callers on a scratch database with the log triggers
 disabled (the baseline), against the same logged, and against signed transfers
 (verified as the API verifies them, posted with `post_signed`), logged or not.
@@ -96,6 +98,8 @@ TAMPER_TRANSACTIONS = 2_000
 TAMPER_CHUNK_ENTRIES = 1_024
 
 VERIFY_RATIO_TARGET = 0.7
+# The issue's other wording of the same target: what is not verifying, under 30% of the time.
+COST_ON_TOP_TARGET = 1 - VERIFY_RATIO_TARGET
 OVERHEAD_TARGET = 0.25
 CALLERS = 32
 LEDGER_MEMBERS = 1_000
@@ -880,6 +884,16 @@ class AuditFigures:
         return self.bundle.transactions / self.verification.wall_s / self.raw_per_s
 
     @property
+    def cost_on_top(self) -> float:
+        """The share of the verification's time not spent on raw verifies: the
+        hashing, parsing and replay (1 - the ratio; the issue's "under 30% on top")."""
+        return 1 - self.ratio
+
+    @property
+    def cpu_cost_on_top(self) -> float:
+        return 1 - self.cpu_ratio
+
+    @property
     def cpu_ratio(self) -> float:
         """CPU per raw verify over CPU per transfer verified: the same ratio, but for
         the cores the machine's other work left to this run."""
@@ -964,6 +978,13 @@ def audit_rows(audit: AuditFigures) -> list[Row]:
             f"{audit.cpu_ratio:.2f}x",
             f">= {VERIFY_RATIO_TARGET}x {verdict(audit.cpu_ratio >= VERIFY_RATIO_TARGET)}",
             "CPU per raw verify over CPU per transfer verified (other load aside)",
+        ),
+        (
+            "  hashing, parsing and replay on top (wall clock)",
+            f"{audit.cost_on_top:.0%}",
+            f"< {COST_ON_TOP_TARGET:.0%} {verdict(audit.cost_on_top < COST_ON_TOP_TARGET)}",
+            f"of the verification's time, the rest being raw verifies; {audit.cpu_cost_on_top:.0%}"
+            f" of its CPU time; {1 / audit.ratio - 1:.0%} more time than the raw verifies alone",
         ),
     ]
     if alone is not None:

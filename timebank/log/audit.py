@@ -8,20 +8,19 @@ bytes (canonical JSON holds no newline)."""
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import multiprocessing
 import os
+import threading
 import uuid
 from collections import deque
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ParamSpec, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, ParamSpec, TextIO, TypeVar
 
-from timebank.database import DatabaseConnection
 from timebank.ledger.invariants import InvariantViolation
 from timebank.log import merkle, queries
 from timebank.log.note import (
@@ -39,13 +38,18 @@ from timebank.log.replay import (
     apply_entry,
     parse_entry,
 )
+from timebank.log.replay_transfers import PlainTransfer, apply_plain_transfers, read_plain_transfers
+
+if TYPE_CHECKING:  # the verifier's workers import this module: no database driver for them
+    from timebank.database import DatabaseConnection
 
 BUNDLE_FORMAT = "timebank-log-bundle/1"
 ENTRIES_PER_READ = 10_000
 PROGRESS_EVERY_ENTRIES = 100_000
 # Entries a worker reads at a time: a power of two, so that each whole chunk is a perfect
-# subtree of the log's Merkle tree; a few MB of text, about a second of work.
-ENTRIES_PER_CHUNK = 8_192
+# subtree of the log's Merkle tree; a few MB of text, about half a second of work: the
+# last chunks keep a worker busy while the others have none left, so not more.
+ENTRIES_PER_CHUNK = 4_096
 # Chunks read ahead per worker: enough to keep the workers busy while the replay runs,
 # few enough to bound memory (each chunk and its results are some 20 MB at most).
 CHUNKS_IN_FLIGHT_PER_WORKER = 2
@@ -155,7 +159,9 @@ class Verification:
         return not self.problems
 
 
-def _read_bundle(path: Path) -> tuple[dict[str, Any], Generator[bytes, None, None]]:
+def _read_bundle(path: Path) -> tuple[dict[str, Any], BinaryIO]:
+    """The header, and the file open at the first entry's line (each line ends with
+    its newline, which is no part of the entry; the last line may lack it)."""
     handle = path.open("rb")
     first = handle.readline()
     try:
@@ -166,13 +172,7 @@ def _read_bundle(path: Path) -> tuple[dict[str, Any], Generator[bytes, None, Non
     if not isinstance(header, dict) or header.get("format") != BUNDLE_FORMAT:
         handle.close()
         raise BundleError(f"{path}: not a {BUNDLE_FORMAT} bundle")
-
-    def entries() -> Generator[bytes, None, None]:
-        with handle:
-            for line in handle:
-                yield line.rstrip(b"\n")
-
-    return header, entries()
+    return header, handle
 
 
 def verify_bundle(
@@ -190,7 +190,8 @@ def verify_bundle(
 
     The entries' reading, hashing and signature checks run in `jobs` processes
     (default: one per core), `chunk_entries` (a power of two) at a time; the
-    replay itself runs here, in order, on their results."""
+    replay itself runs here, in order, on their results: for plain transfers, a
+    few lookups and two additions each (replay_transfers)."""
     assert chunk_entries > 0, "chunks hold entries"
     assert chunk_entries & (chunk_entries - 1) == 0, "chunks of a power of two, aligned"
     header, entries = _read_bundle(path)
@@ -201,7 +202,7 @@ def verify_bundle(
     tree = _ChunkedTree(chunk_entries, {size for size, _ in checkpoints})
     workers = jobs if jobs is not None else (os.cpu_count() or 1)
     try:
-        with contextlib.closing(entries):
+        with entries:
             _replay_chunks(state, tree, entries, workers, _progress_every(progress, result.size))
     except ReplayError as error:
         result.problems.append(str(error))
@@ -224,10 +225,15 @@ def verify_bundle(
 
 def _progress_every(
     progress: Callable[[int, int], None] | None, total: int
-) -> Callable[[int], None]:
-    def report(done: int) -> None:
-        if progress is not None and done % PROGRESS_EVERY_ENTRIES == 0:
-            progress(done, total)
+) -> Callable[[int, int], None]:
+    """report(before, done): progress at each multiple of PROGRESS_EVERY_ENTRIES passed."""
+
+    def report(before: int, done: int) -> None:
+        if progress is None:
+            return
+        first = before - before % PROGRESS_EVERY_ENTRIES + PROGRESS_EVERY_ENTRIES
+        for reached in range(first, done + 1, PROGRESS_EVERY_ENTRIES):
+            progress(reached, total)
 
     return report
 
@@ -241,7 +247,9 @@ class _ChunkJob:
     """What a worker needs to read a chunk of entries."""
 
     first_index: int
-    lines: list[bytes]
+    lines: list[bytes]  # as read, each with its newline (the last one may lack it)
+    # The log's origin, which signed intents must name (None: any).
+    origin: str | None
     # The member keys logged up to the chunk's end, each under its first registration.
     keys: dict[str, LoggedKey]
     # Tree sizes (counted from the chunk's start, below its length) whose frontier is wanted.
@@ -250,11 +258,15 @@ class _ChunkJob:
 
 @dataclass(frozen=True, slots=True)
 class _ChunkRead:
-    """A chunk's entries checked canonical (up to the first that is not), the costly
-    steps of their replay done ahead, and their Merkle tree's hashes. The entries
-    themselves are not sent back: parsing them again costs less than unpickling."""
+    """A chunk's entries checked canonical (up to the first that is not): the plain
+    transfers among them read and checked as far as they can be without the state,
+    the costly steps of the other entries' replay done ahead; and the chunk's Merkle
+    tree's hashes. The other entries themselves are not sent back: parsing them
+    again costs less than unpickling."""
 
     canonical_entries: int
+    # By offset in the chunk: the entry read as a plain transfer, or None.
+    transfers: list[PlainTransfer | None]
     ahead: Precomputed
     failure: ReplayError | None
     # The root of the chunk's leaves (its perfect subtree, when the chunk is whole).
@@ -264,14 +276,19 @@ class _ChunkRead:
 
 def _read_chunk(job: _ChunkJob) -> _ChunkRead:
     """Runs in a worker: nothing here depends on earlier chunks."""
-    leaf_hashes: list[bytes] = []
+    entries = [line.rstrip(b"\n") for line in job.lines]
+    leaf_hashes = [merkle.leaf_hash(raw) for raw in entries]
+    # The quick lane's transfers first, their signatures checked back to back; then
+    # the careful lane's entries, up to the first that is not canonical.
+    transfers = read_plain_transfers(entries, job.origin, job.keys)
     ahead = Precomputed()
-    for offset, raw in enumerate(job.lines):
+    for offset, (raw, transfer) in enumerate(zip(entries, transfers, strict=True)):
+        if transfer is not None:
+            continue
         try:
             entry = parse_entry(job.first_index + offset, raw)
         except ReplayError as error:
-            return _ChunkRead(offset, ahead, error, None, {})
-        leaf_hashes.append(merkle.leaf_hash(raw))
+            return _ChunkRead(offset, transfers[:offset], ahead, error, None, {})
         ahead.compute(entry, job.keys)
     frontiers: dict[int, merkle.Frontier] = {}
     if job.frontier_sizes:
@@ -279,7 +296,9 @@ def _read_chunk(job: _ChunkJob) -> _ChunkRead:
         for size in job.frontier_sizes:
             if size <= len(leaf_hashes):  # a last chunk may be shorter
                 frontiers[size] = merkle.frontier_of(size, subtree_hash)
-    return _ChunkRead(len(leaf_hashes), ahead, None, merkle.root_of(leaf_hashes), frontiers)
+    return _ChunkRead(
+        len(leaf_hashes), transfers, ahead, None, merkle.root_of(leaf_hashes), frontiers
+    )
 
 
 class _ChunkedTree:
@@ -330,7 +349,7 @@ def _replay_chunks(
     tree: _ChunkedTree,
     entries: Iterator[bytes],
     workers: int,
-    report: Callable[[int], None],
+    report: Callable[[int, int], None],
 ) -> None:
     """Replays all the entries onto `state`, their chunks read ahead by `workers`
     processes (here, when one or a single chunk); raises the first ReplayError."""
@@ -348,7 +367,11 @@ def _replay_chunks(
                 if _note_keys(lines, keys):
                     keys = dict(keys)  # the submitted jobs keep theirs unchanged
                 job = _ChunkJob(
-                    chunk_index * tree.chunk_entries, lines, keys, tree.frontier_sizes(chunk_index)
+                    chunk_index * tree.chunk_entries,
+                    lines,
+                    state.origin,
+                    keys,
+                    tree.frontier_sizes(chunk_index),
                 )
                 in_flight.append((job, executor.submit(_read_chunk, job)))
                 if len(in_flight) > workers * CHUNKS_IN_FLIGHT_PER_WORKER:
@@ -365,14 +388,23 @@ def _apply_chunk(
     tree: _ChunkedTree,
     job: _ChunkJob,
     reading: Future[_ChunkRead],
-    report: Callable[[int], None],
+    report: Callable[[int, int], None],
 ) -> None:
     read = reading.result()
     assert state.size == job.first_index, "chunks are applied in order"
-    for raw in job.lines[: read.canonical_entries]:
-        apply_entry(state, json.loads(raw), read.ahead)
-        state.size += 1
-        report(state.size)
+    offset = 0  # in the chunk
+    while offset < read.canonical_entries:
+        # The plain transfers in a row, then the next entry the careful way.
+        applied = apply_plain_transfers(state, read.transfers, offset, job.keys)
+        state.size += applied
+        report(state.size - applied, state.size)
+        offset += applied
+        if offset < read.canonical_entries:
+            # The worker found the entry canonical; JSON ignores the line's newline.
+            apply_entry(state, json.loads(job.lines[offset]), read.ahead)
+            state.size += 1
+            report(state.size - 1, state.size)
+            offset += 1
     if read.failure is not None:
         raise read.failure
     tree.add(job.first_index // tree.chunk_entries, read)
@@ -415,10 +447,25 @@ def _note_keys(lines: list[bytes], keys: dict[str, LoggedKey]) -> bool:
 
 
 def _worker_pool(workers: int) -> ProcessPoolExecutor:
-    # Not fork: the caller may hold threads and connections (a server, a test loop).
+    return ProcessPoolExecutor(max_workers=workers, mp_context=_worker_context())
+
+
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """How the workers start. Forked, when this process runs a single thread (the
+    command line, a benchmark): at once, with nothing to import (a fork server's or a
+    spawned worker imports the program's main module, a second or more of CPU each).
+    The workers touch nothing they inherit but this module's functions, and leave by
+    os._exit, so the caller's open connections are left alone. With other threads (a
+    server's, a test's), one could hold a lock the child would wait on forever: then
+    the fork server, which preloads this module; spawn where there is none."""
     methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    if "fork" in methods and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    if "forkserver" in methods:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["__main__", __name__])  # the default, and this module
+        return context
+    return multiprocessing.get_context("spawn")
 
 
 class _InProcess(Executor):
