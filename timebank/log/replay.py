@@ -16,11 +16,9 @@ only ever accepts what this replay accepts and leaves the rest to it."""
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, NamedTuple, TypeVar, cast
 
 import rfc8785
@@ -149,19 +147,6 @@ def read_signature(signature: Mapping[str, Any]) -> tuple[bytes, bytes]:
     return signed, raw_signature
 
 
-_UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-# A transfer intent in its one canonical spelling (RFC 8785: keys sorted, no
-# space), each value in the form parse_transfer_intent accepts: text matching
-# this is read without decoding JSON; anything else is read the careful way.
-_INTENT_SPELLING = re.compile(
-    '\\{"amount":([1-9][0-9]{0,15}),"key_id":"[A-Za-z0-9_-]{21}[AQgw]"'
-    ',"ledger":"([^"\\\\\x00-\x1f\x7f-\x9f]{1,256})","memo_hash":"([0-9a-f]{64})"'
-    ',"not_after":"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})Z"'
-    f',"payee":"({_UUID})","payer":"({_UUID})","tx_id":"({_UUID})"'
-    ',"type":"transfer","unit":"([A-Za-z][A-Za-z0-9_-]{0,15})","v":1\\}'
-)
-
-
 def read_intent(signed: bytes) -> IntentSays:
     """What a payer's intent says: from its canonical spelling when it has it (the
     common case, several times faster), else as parse_transfer_intent reads it."""
@@ -184,25 +169,18 @@ def read_plain_intent(signed: bytes) -> IntentSays | None:
     """What a transfer intent says, read from its one canonical spelling without
     decoding JSON; None if it is not so spelt or says what parse_transfer_intent
     refuses (read_intent then reads it the careful way)."""
-    if len(signed) > intents.CANONICAL_SIZE_MAX_BYTES:
+    fields = intents.plain_intent_fields(signed)
+    if fields is None:
         return None
-    try:
-        text = signed.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    match = _INTENT_SPELLING.fullmatch(text)
-    if match is None:
-        return None
-    amount_text, ledger, memo_hash, *moment, payee, payer, tx_id, unit = match.groups()
-    amount = int(amount_text)
-    if amount > intents.AMOUNT_MAX or payer == payee:
-        return None
-    year, month, day, hour, minute, second = map(int, moment)
-    try:
-        datetime(year, month, day, hour, minute, second, tzinfo=UTC)
-    except ValueError:
-        return None
-    return IntentSays(ledger, tx_id, payer, payee, amount, unit, memo_hash)
+    return IntentSays(
+        fields.ledger,
+        fields.tx_id,
+        fields.payer,
+        fields.payee,
+        fields.amount,
+        fields.unit,
+        fields.memo_hash,
+    )
 
 
 def verification_problem(

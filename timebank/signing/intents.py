@@ -34,7 +34,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, NamedTuple, cast
 
 import rfc8785
 from cryptography.exceptions import InvalidSignature
@@ -465,10 +465,25 @@ def _carefully_read_intent(data: bytes) -> TransferIntent:
     return intent
 
 
-def _plainly_spelled_intent(data: bytes) -> TransferIntent | None:
-    """The intent, if `data` has the common canonical spelling and every value is
-    as parse_transfer_intent requires; None: read it the careful way (which then
-    says what is wrong, if anything)."""
+class PlainIntentFields(NamedTuple):
+    """A plainly spelled transfer intent's values, as its text has them."""
+
+    amount: int
+    key_id: str
+    ledger: str
+    memo_hash: str
+    not_after: datetime
+    payee: str
+    payer: str
+    tx_id: str
+    unit: str
+
+
+def plain_intent_fields(data: bytes) -> PlainIntentFields | None:
+    """The intent's values, if `data` has the common canonical spelling and every
+    value is as parse_transfer_intent requires; None: read it the careful way
+    (which then says what is wrong, if anything). Shared by the service and the
+    log's replay, which keeps the identifiers as text."""
     if len(data) > CANONICAL_SIZE_MAX_BYTES:
         return None
     try:
@@ -482,21 +497,30 @@ def _plainly_spelled_intent(data: bytes) -> TransferIntent | None:
     amount = int(amount_text)
     if amount > AMOUNT_MAX or payer == payee:
         return None
-    year, month, day, hour, minute, second = (int(part) for part in moment)
+    year, month, day, hour, minute, second = map(int, moment)
     try:
         not_after = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     except ValueError:
         return None
+    return PlainIntentFields(
+        amount, key_id, ledger, memo_hash_hex, not_after, payee, payer, tx_id, unit
+    )
+
+
+def _plainly_spelled_intent(data: bytes) -> TransferIntent | None:
+    fields = plain_intent_fields(data)
+    if fields is None:
+        return None
     return TransferIntent(
-        ledger=ledger,
-        tx_id=uuid.UUID(tx_id),
-        payer=uuid.UUID(payer),
-        payee=uuid.UUID(payee),
-        unit=unit,
-        amount=amount,
-        memo_hash=memo_hash_hex,
-        not_after=not_after,
-        key_id=key_id,
+        ledger=fields.ledger,
+        tx_id=uuid.UUID(fields.tx_id),
+        payer=uuid.UUID(fields.payer),
+        payee=uuid.UUID(fields.payee),
+        unit=fields.unit,
+        amount=fields.amount,
+        memo_hash=fields.memo_hash,
+        not_after=fields.not_after,
+        key_id=fields.key_id,
     )
 
 
