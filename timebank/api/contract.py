@@ -17,6 +17,7 @@ from pydantic.json_schema import models_json_schema
 
 from timebank.api.authentication import authenticate
 from timebank.api.problems import PROBLEM_CONTENT_TYPE, status_for
+from timebank.auth.client_ids import CLIENT_ID_PATTERN
 from timebank.errors import TimebankError
 from timebank.ledger.errors import ValidationError
 
@@ -72,7 +73,7 @@ PATH_PARAMETER_SCHEMAS: dict[str, dict[str, Any]] = {
     "slug": {"type": "string", "pattern": "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},
     "id": {"type": "string", "format": "uuid"},
     "organization_id": {"type": "string", "format": "uuid"},
-    "client_id": {"type": "string", "format": "uuid"},
+    "client_id": {"type": "string", "pattern": CLIENT_ID_PATTERN},
     "subscription_id": {"type": "string", "format": "uuid"},
 }
 
