@@ -65,6 +65,11 @@ class Metrics:
             "Connections the database pool holds.",
             registry=self.registry,
         )
+        self.connections_turned_away = Counter(
+            "timebank_http_connections_turned_away",
+            "Connections answered 503 at once because the service held as many as it takes.",
+            registry=self.registry,
+        )
         self.pool_idle = Gauge(
             "timebank_database_pool_idle_connections",
             "Connections of the pool not in use.",

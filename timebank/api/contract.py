@@ -213,10 +213,10 @@ def _error_codes(operation: Operation) -> list[str]:
     if operation.body is not None or operation.query is not None:
         codes.append("validation_error")
     if operation.body is not None:
-        codes += ["unsupported_media_type", "payload_too_large"]
+        codes += ["unsupported_media_type", "payload_too_large", "request_timeout"]
     if PATH_PARAMETER.search(operation.path):
         codes.append("not_found")
-    codes += ["database_unavailable", "internal_error"]
+    codes += ["database_unavailable", "too_many_connections", "internal_error"]
     return list(dict.fromkeys(codes))
 
 
