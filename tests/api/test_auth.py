@@ -11,13 +11,14 @@ import uuid
 import jwt
 import pytest
 from aiohttp import ClientResponse
+from aiohttp.test_utils import TestClient, TestServer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tests.api.conftest import ApiClient
-from timebank.app import signing_keys_directory
+from timebank.app import create_app, signing_keys_directory
 from timebank.auth.service import IdentityService
 from timebank.auth.signing_keys import KeyRing
-from timebank.keys import IDENTITIES
+from timebank.keys import DATABASE_POOL, IDENTITIES
 from timebank.settings import Settings
 
 PASSWORD = "a correct horse battery"
@@ -240,3 +241,23 @@ async def test_forged_access_tokens_open_nothing(api: ApiClient, api_settings: S
         response = await api.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
         body = await response.json(content_type=None)
         assert (response.status, body["code"]) == (401, "unauthenticated"), name
+
+
+async def test_failures_over_many_accounts_are_throttled_per_address(
+    api_settings: Settings,
+) -> None:
+    """Guessing across many emails from one address (credential stuffing) meets the
+    per-address limit: after it, even a right password from there waits (429)."""
+    settings = api_settings.model_copy(update={"login_failures_per_address_max": 4})
+    async with TestClient(TestServer(create_app(settings))) as client:
+        email = await new_operator(client)
+        # Every test's client calls from this address: start it, and leave it, clean.
+        forget_address = "DELETE FROM login_failures WHERE key = 'address:127.0.0.1'"
+        await client.app[DATABASE_POOL].execute(forget_address)
+        for _ in range(4):
+            guess = f"nobody-{secrets.token_hex(4)}@example.org"
+            assert (await login(client, guess, "a guessed password")).status == 401
+        throttled = await login(client, email)
+        assert throttled.status == 429
+        assert (await throttled.json(content_type=None))["code"] == "rate_limited"
+        await client.app[DATABASE_POOL].execute(forget_address)
