@@ -201,21 +201,20 @@ SELECT (SELECT count(*) FROM transactions WHERE community_id = ANY ($1::uuid[]))
 """
 
 
-def invalid_in_what_the_test_keeps(case: schemathesis.Case[Any]) -> bool:
-    """Negative in its body or query. The test sets the slug and the token itself,
-    which would make a case negative only in its path or headers a valid request."""
+def invalid_in_its_body(case: schemathesis.Case[Any]) -> bool:
+    """Negative in its body. The test sets the slug and the token itself, which
+    would make a case negative only in its path or headers a valid request; and
+    the API ignores query parameters it does not know (by design), which
+    schemathesis counts as invalid (the contract test fuzzes queries)."""
     components = case.meta.components if case.meta is not None else {}
-    return any(
-        location in (ParameterLocation.BODY, ParameterLocation.QUERY)
-        and info.mode is GenerationMode.NEGATIVE
-        for location, info in components.items()
-    )
+    info = components.get(ParameterLocation.BODY)
+    return info is not None and info.mode is GenerationMode.NEGATIVE
 
 
 hostile = st.one_of(
     st.tuples(
         st.just(INVALID),
-        schema.as_strategy(GenerationMode.NEGATIVE).filter(invalid_in_what_the_test_keeps),
+        schema.as_strategy(GenerationMode.NEGATIVE).filter(invalid_in_its_body),
     ),
     *(
         st.tuples(st.just(who), schema.as_strategy(mode))
@@ -242,9 +241,9 @@ def ledger_of(live: LiveService) -> dict[str, Any]:
 
 
 def test_hostile_requests_change_nothing(live: LiveService) -> None:
-    """Invalid requests (schemathesis' negative cases, invalid in their body or
-    query: wrong types, out of range and huge numbers, unicode, missing or extra
-    fields) with an admin's token on the real community;
+    """Invalid requests (schemathesis' negative cases, invalid in their body:
+    wrong types, out of range and huge numbers, unicode, missing or extra fields)
+    with an admin's token on the real community;
     any request without a token; any request by that admin on another community
     with that community's real ids: none is a 5xx, an invalid one is never
     accepted, and afterwards neither community's ledger (transactions, postings,
