@@ -206,7 +206,9 @@ async def test_the_bundle_served_to_treasurers_verifies_offline(
     bundle = tmp_path / "bundle.jsonl"
     bundle.write_bytes(await response.read())
     result = verify_bundle(bundle)
-    assert (result.problems, result.checkpoints_verified) == ([], 1)
+    assert result.problems == []
+    # The one asked for, and any the background checkpointer signed before it.
+    assert result.checkpoints_verified >= 1
     await expect(
         await api.get(f"/v1/communities/{world.slug}/log/bundle", headers=world.alice.auth), 403
     )
