@@ -31,6 +31,7 @@ from timebank.api import (  # noqa: F401 (each module declares its operations on
     webhooks,
 )
 from timebank.api.docs import publish
+from timebank.api.listener import ConnectionLimitedSite, make_runner
 from timebank.api.middleware import request_context
 from timebank.api.registry import api
 from timebank.auth.directory import Directory
@@ -196,11 +197,13 @@ async def serve(settings: Settings, *, prepare: Preparation | None = None) -> No
     cancels them), stops the background work, waits a bounded time for the
     ledger's writes and closes the pool."""
     app = create_app(settings, prepare=prepare)
-    runner = web.AppRunner(app, shutdown_timeout=settings.shutdown_grace_s, access_log=None)
+    runner = make_runner(app, settings)
     log_flusher = asyncio.create_task(flush_logs_forever())
     await runner.setup()
     try:
-        site = web.TCPSite(runner, settings.host, settings.port)
+        site = ConnectionLimitedSite(
+            runner, settings.host, settings.port, connections_max=settings.http_connections_max
+        )
         await site.start()
         logger.info("listening", url=f"http://{settings.host}:{settings.port}")
         # What start-up made lives as long as the process: keep it out of the

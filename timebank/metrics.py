@@ -65,9 +65,24 @@ class Metrics:
             "Connections the database pool holds.",
             registry=self.registry,
         )
+        self.connections_turned_away = Counter(
+            "timebank_http_connections_turned_away",
+            "Connections answered 503 at once because the service held as many as it takes.",
+            registry=self.registry,
+        )
         self.pool_idle = Gauge(
             "timebank_database_pool_idle_connections",
             "Connections of the pool not in use.",
+            registry=self.registry,
+        )
+        self.pool_in_use = Gauge(
+            "timebank_database_pool_connections_in_use",
+            "Connections of the pool lent out to a query or a transaction.",
+            registry=self.registry,
+        )
+        self.pool_size_max = Gauge(
+            "timebank_database_pool_max_connections",
+            "Connections the pool may hold at most (TIMEBANK_DATABASE_POOL_MAX_SIZE).",
             registry=self.registry,
         )
 
@@ -77,8 +92,11 @@ class Metrics:
 
     async def exposition(self, pool: asyncpg.Pool) -> bytes:
         """The text exposition, with the gauges read now."""
-        self.pool_size.set(pool.get_size())
-        self.pool_idle.set(pool.get_idle_size())
+        size, idle = pool.get_size(), pool.get_idle_size()
+        self.pool_size.set(size)
+        self.pool_idle.set(idle)
+        self.pool_in_use.set(size - idle)
+        self.pool_size_max.set(pool.get_max_size())
         try:
             self.pending.set(await pool.fetchval(SELECT_PENDING))
             self.webhook_backlog.set(await pool.fetchval(SELECT_WEBHOOK_BACKLOG))

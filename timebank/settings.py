@@ -40,6 +40,29 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Address the HTTP server listens on.")
     port: int = Field(default=8080, ge=0, le=65535, description="Port the HTTP server listens on.")
+    http_idle_timeout_s: float = Field(
+        default=75.0,
+        gt=0,
+        le=3600,
+        description="A connection that has not sent a complete request head within this "
+        "long of opening, or of its previous answer, is closed: idle keep-alive "
+        "connections and clients sending their headers slowly (slowloris). Keep it above "
+        "a reverse proxy's own idle timeout.",
+    )
+    http_body_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="How long a request's body may take to arrive after its head; past "
+        "it, 408 request_timeout and the connection is closed.",
+    )
+    http_connections_max: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="Open HTTP connections at most; more are answered 503 at once and "
+        "closed. Keep it below the process's open-file limit.",
+    )
     database_pool_min_size: int = Field(default=2, ge=1, le=200)
     database_pool_max_size: int = Field(default=20, ge=1, le=200)
     database_command_timeout_s: float = Field(default=30.0, gt=0)

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import secrets
 import stat
+import uuid
 
 import jwt
 import pytest
 from aiohttp import ClientResponse
+from aiohttp.test_utils import TestClient, TestServer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tests.api.conftest import ApiClient
-from timebank.app import signing_keys_directory
+from timebank.app import create_app, signing_keys_directory
 from timebank.auth.service import IdentityService
 from timebank.auth.signing_keys import KeyRing
-from timebank.keys import IDENTITIES
+from timebank.keys import DATABASE_POOL, IDENTITIES
 from timebank.settings import Settings
 
 PASSWORD = "a correct horse battery"
@@ -200,3 +205,59 @@ async def test_an_expired_access_token_is_refused(api: ApiClient, api_settings: 
     expired = ring.sign({**claims, "iat": claims["iat"] - 7200, "exp": claims["iat"] - 3600})
     response = await api.get("/v1/me", headers={"Authorization": f"Bearer {expired}"})
     assert response.status == 401
+
+
+def forged_tokens(genuine: str, ring: KeyRing) -> dict[str, str]:
+    """Tokens made from a genuine one's claims that must open nothing."""
+    claims = jwt.decode(genuine, options={"verify_signature": False})
+    kid = jwt.get_unverified_header(genuine)["kid"]
+    header, _, signature = genuine.split(".")
+    raised = {**claims, "operator": True, "sub": str(uuid.uuid4())}
+    payload = base64.urlsafe_b64encode(json.dumps(raised).encode()).rstrip(b"=").decode()
+    return {
+        "alg_none": jwt.encode(claims, key="", algorithm="none", headers={"kid": kid}),
+        "other_key": jwt.encode(
+            claims, Ed25519PrivateKey.generate(), algorithm="EdDSA", headers={"kid": kid}
+        ),
+        "wrong_audience": ring.sign({**claims, "aud": "another-service"}),
+        "wrong_issuer": ring.sign({**claims, "iss": "https://evil.example"}),
+        "payload_changed": f"{header}.{payload}.{signature}",
+        "unknown_key_id": jwt.encode(
+            claims, Ed25519PrivateKey.generate(), algorithm="EdDSA", headers={"kid": "nobody"}
+        ),
+    }
+
+
+async def test_forged_access_tokens_open_nothing(api: ApiClient, api_settings: Settings) -> None:
+    """Over HTTP, from a genuine token's claims: `alg: none`, another key's
+    signature under our key id or an unknown one, another audience or issuer, and
+    claims changed under the genuine signature (made an operator) are all 401
+    unauthenticated, while the genuine token opens /v1/me."""
+    tokens = await (await login(api, await new_operator(api))).json()
+    genuine = tokens["access_token"]
+    assert (await api.get("/v1/me", headers={"Authorization": f"Bearer {genuine}"})).status == 200
+    ring = KeyRing.load_or_create(signing_keys_directory(api_settings))
+    for name, token in forged_tokens(genuine, ring).items():
+        response = await api.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
+        body = await response.json(content_type=None)
+        assert (response.status, body["code"]) == (401, "unauthenticated"), name
+
+
+async def test_failures_over_many_accounts_are_throttled_per_address(
+    api_settings: Settings,
+) -> None:
+    """Guessing across many emails from one address (credential stuffing) meets the
+    per-address limit: after it, even a right password from there waits (429)."""
+    settings = api_settings.model_copy(update={"login_failures_per_address_max": 4})
+    async with TestClient(TestServer(create_app(settings))) as client:
+        email = await new_operator(client)
+        # Every test's client calls from this address: start it, and leave it, clean.
+        forget_address = "DELETE FROM login_failures WHERE key = 'address:127.0.0.1'"
+        await client.app[DATABASE_POOL].execute(forget_address)
+        for _ in range(4):
+            guess = f"nobody-{secrets.token_hex(4)}@example.org"
+            assert (await login(client, guess, "a guessed password")).status == 401
+        throttled = await login(client, email)
+        assert throttled.status == 429
+        assert (await throttled.json(content_type=None))["code"] == "rate_limited"
+        await client.app[DATABASE_POOL].execute(forget_address)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 
 from tests.api.conftest import ApiClient
@@ -215,6 +216,12 @@ async def test_api_clients_get_tokens_with_their_secret_and_act_within_scopes(
         201,
     )
     assert len(created["client_secret"]) >= 40
+    community = await expect(
+        await api.get(f"/v1/communities/{world.slug}", headers=world.admin.auth), 200
+    )
+    community_text, _, own_id = created["client_id"].partition(".")
+    assert community_text == community["id"]
+    assert str(uuid.UUID(own_id)) == own_id
     token = await expect(
         await api.post(
             "/v1/auth/token",
@@ -275,6 +282,67 @@ async def test_api_clients_get_tokens_with_their_secret_and_act_within_scopes(
         ),
         401,
     )
+
+
+async def test_a_client_id_names_its_community_and_nothing_else_finds_the_client(
+    api: ApiClient, world: World
+) -> None:
+    """The client_id is `<community id>.<client id>`: it gets tokens in the body or
+    HTTP Basic; the bare id of a client made since, or its id under another
+    community, gets none (the same refusal as a wrong secret); revoking takes the
+    client_id or the bare id, never one naming another community."""
+    made = []
+    for name in ("Till", "Kiosk"):
+        made.append(
+            await expect(
+                await api.post(
+                    f"/v1/communities/{world.slug}/clients",
+                    json={"name": name, "scopes": ["accounts:read"]},
+                    headers=world.admin.auth,
+                ),
+                201,
+            )
+        )
+    client_id, secret = made[0]["client_id"], made[0]["client_secret"]
+    basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    await expect(
+        await api.post(
+            "/v1/auth/token",
+            data={"grant_type": "client_credentials"},
+            headers={"Authorization": f"Basic {basic}"},
+        ),
+        200,
+    )
+    community_id, _, own_id = client_id.partition(".")
+    elsewhere = await expect(
+        await api.post(
+            "/v1/communities",
+            json={"slug": f"e-{uuid.uuid4().hex[:6]}", "name": "Elsewhere"},
+            headers=world.operator.auth,
+        ),
+        201,
+    )
+    for wrong in (own_id, f"{elsewhere['id']}.{own_id}", f"{own_id}.{community_id}"):
+        refused = await expect(
+            await api.post(
+                "/v1/auth/token",
+                data={
+                    "grant_type": "client_credentials",
+                    "client_id": wrong,
+                    "client_secret": secret,
+                },
+            ),
+            401,
+        )
+        assert (refused["code"], refused["error"]) == ("unauthenticated", "invalid_grant")
+    path = f"/v1/communities/{world.slug}/clients"
+    for wrong in (f"{elsewhere['id']}.{own_id}", "not-a-client"):
+        await expect(await api.delete(f"{path}/{wrong}", headers=world.admin.auth), 404)
+    await expect(await api.delete(f"{path}/{own_id}", headers=world.admin.auth), 204)
+    await expect(await api.delete(f"{path}/{made[1]['client_id']}", headers=world.admin.auth), 204)
+    listed = await expect(await api.get(path, headers=world.admin.auth), 200)
+    assert [item["client_id"] for item in made] == [item["client_id"] for item in listed["items"]]
+    assert all(item["revoked_at"] is not None for item in listed["items"])
 
 
 async def test_admins_change_limits_and_status_all_or_nothing(api: ApiClient, world: World) -> None:

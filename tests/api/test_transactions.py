@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
+from typing import Any
 
 from tests.api.conftest import ApiClient
 from tests.api.world import GREEN, HOURS, World, add_member, expect, transfer
@@ -129,6 +131,72 @@ async def test_amounts_that_are_not_positive_integers_are_validation_errors(
         )
         assert problem["code"] == "validation_error", amount
         await expect(await api.get(f"/v1/transactions/{body['id']}", headers=world.alice.auth), 404)
+
+
+# Amounts as JSON text: anything but a plain positive integer up to 2^53 - 1.
+RAW_AMOUNTS = (
+    "0",
+    "-0",
+    "-5",
+    "1.5",
+    "10.0",
+    "1e3",
+    "1E3",
+    "1e+3",
+    "100e-2",
+    "9007199254740992",
+    "9223372036854775807",
+    "9223372036854775808",
+    "1" + "0" * 40,
+    '"10"',
+    '"1e3"',
+    "true",
+    "null",
+    "NaN",
+    "Infinity",
+    "-Infinity",
+    "[10]",
+    '{"value": 10}',
+)
+
+
+async def test_amounts_in_any_other_json_form_are_refused_and_change_nothing(
+    api: ApiClient, world: World
+) -> None:
+    """Sent as raw JSON, alone or in an atomic batch: exponent notation, floats,
+    strings, booleans, NaN and infinities, above 2^53 - 1 and above BIGINT, zero
+    and negatives are all 422 validation_error; nothing is written and the
+    payer's balance and reservations are as before."""
+    account_path = f"/v1/accounts/{world.alice.accounts[HOURS]}"
+    before = await expect(await api.get(account_path, headers=world.alice.auth), 200)
+    marker = '"__amount__"'
+    for raw in RAW_AMOUNTS:
+        single = transfer(world, world.alice, world.bob, 1, pending=True)
+        single["amount"] = "__amount__"
+        batched = [transfer(world, world.alice, world.bob, 1) for _ in range(2)]
+        batched[1]["amount"] = "__amount__"
+        batch = {"atomic": True, "transactions": batched}
+        sent: list[tuple[str, dict[str, Any], list[str]]] = [
+            ("/v1/transactions", single, [single["id"]]),
+            ("/v1/transactions/batch", batch, [item["id"] for item in batched]),
+        ]
+        for path, body, ids in sent:
+            text = json.dumps(body).replace(marker, raw)
+            problem = await expect(
+                await api.post(
+                    path,
+                    data=text,
+                    headers={**world.alice.auth, "Content-Type": "application/json"},
+                ),
+                422,
+            )
+            assert problem["code"] == "validation_error", (path, raw)
+            for id_ in ids:
+                await expect(
+                    await api.get(f"/v1/transactions/{id_}", headers=world.alice.auth), 404
+                )
+    after = await expect(await api.get(account_path, headers=world.alice.auth), 200)
+    assert after == before
 
 
 async def test_statement_journal_and_trial_balance(api: ApiClient, world: World) -> None:

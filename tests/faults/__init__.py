@@ -8,4 +8,5 @@ must lose nothing it acknowledged and write nothing twice.
 Each scenario works in a fresh database on the suite's server (the embedded one,
 or the one DATABASE_URL names), except the database crash, which runs its own
 embedded PostgreSQL; each prints its figures (requests, acknowledged, retried,
-lost, duplicated...) in the run's summary, and runs `timebank check` at its end."""
+lost, duplicated...) in the run's summary, and runs `timebank check` and `timebank
+audit verify` (of its community's exported log) at its end."""

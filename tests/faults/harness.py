@@ -34,7 +34,7 @@ BALANCE_LIMIT = 1_000_000_000
 MEMBERS = 6
 
 SOAK_VARIABLE = "TIMEBANK_FAULTS_SOAK_S"
-SCENARIOS = 4
+SCENARIOS = 5
 
 SERVICE_START_TIMEOUT_S = 60.0
 SERVICE_STOP_TIMEOUT_S = 15.0
@@ -128,10 +128,18 @@ async def run_timebank(environment: dict[str, str], *arguments: str) -> tuple[in
     return process.returncode, stdout.decode(), stderr.decode()
 
 
-async def assert_ledger_checks(environment: dict[str, str]) -> None:
-    """`timebank check` passes: every ledger invariant holds and each log replays."""
+async def assert_ledger_checks(environment: dict[str, str], *slugs: str) -> None:
+    """`timebank check` passes (every ledger invariant holds and each log replays),
+    and so does `timebank audit verify` of each named community's exported bundle."""
     code, out, err = await run_timebank(environment, "check")
     assert (code, out.strip()) == (0, "ledger invariants hold"), out + err
+    for slug in slugs:
+        bundle = Path(environment["TIMEBANK_DATA_DIR"]) / f"audit-{slug}.jsonl"
+        export = ("audit", "export", "--community", slug, "--output", str(bundle))
+        code, out, err = await run_timebank(environment, *export)
+        assert code == 0, out + err
+        code, out, err = await run_timebank(environment, "audit", "verify", str(bundle))
+        assert code == 0, out + err
 
 
 class Service:
@@ -421,6 +429,7 @@ class Member:
 class Community:
     slug: str
     id: uuid.UUID
+    # The first is the community's admin (schedules, policies); all are members.
     members: tuple[Member, ...]
 
 
@@ -446,7 +455,8 @@ async def _post(
 
 async def set_up_community(url: str, operator_email: str) -> Community:
     """A community with an hour unit whose limits no transfer here can reach, and
-    MEMBERS members with a password, each logged in, each with an hour account."""
+    MEMBERS members with a password (the first an admin), each logged in, each with
+    an hour account."""
     async with aiohttp.ClientSession() as session:
         operator = await _login(session, url, operator_email)
         slug = f"faults-{secrets.token_hex(4)}"
@@ -464,7 +474,12 @@ async def set_up_community(url: str, operator_email: str) -> Community:
 
         async def member(index: int) -> Member:
             email = f"member-{index}-{secrets.token_hex(3)}@example.org"
-            body = {"email": email, "display_name": f"Member {index}", "password": PASSWORD}
+            body = {
+                "email": email,
+                "display_name": f"Member {index}",
+                "password": PASSWORD,
+                "role": "admin" if index == 0 else "member",
+            }
             added = await _post(session, f"{url}/v1/communities/{slug}/members", body, operator)
             account = next(ref["id"] for ref in added["accounts"] if ref["unit"] == HOURS)
             return Member(email, await _login(session, url, email), uuid.UUID(account))
@@ -480,6 +495,7 @@ class Stage:
     service: Service
     community: Community
     database_uri: str
+    operator_email: str
 
 
 @contextlib.asynccontextmanager
@@ -502,6 +518,6 @@ async def staged(
         )
         assert code == 0, out + err
         community = await set_up_community(service.url, operator_email)
-        yield Stage(service, community, database_uri)
+        yield Stage(service, community, database_uri, operator_email)
     finally:
         await service.stop()

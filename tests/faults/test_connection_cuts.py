@@ -98,7 +98,7 @@ async def test_cut_connections_with_retries_by_id_write_exactly_once(
         figures.faults = tally.total()
         figures.notes.append(", ".join(f"{key}: {n}" for key, n in sorted(tally.items())))
         assert await service.stop() == 0, service.log_tail()
-    await assert_ledger_checks(service.environment)
+    await assert_ledger_checks(service.environment, stage.community.slug)
     report_figures(figures)
     assert unexpected == []
     assert figures.faults > 0

@@ -116,7 +116,7 @@ async def test_database_crash_is_a_retryable_503_and_the_service_recovers_by_its
                 await connection.close()
             unexpected = load.unexpected
         assert await service.stop() == 0, service.log_tail()
-    await assert_ledger_checks(service.environment)
+    await assert_ledger_checks(service.environment, stage.community.slug)
     report_figures(figures)
     assert unexpected == []
     figures.assert_nothing_lost_or_doubled()

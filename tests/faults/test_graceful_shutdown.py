@@ -143,7 +143,7 @@ async def test_sigterm_lets_a_slow_request_finish_refuses_new_connections_and_ex
         assert await stage.service.exit_code(EXIT_BOUND_S) == 0
         assert loop.time() - held.signalled_at < EXIT_BOUND_S
         assert await stored(fault_database, held.transaction_id) == 1
-        await assert_ledger_checks(stage.service.environment)
+        await assert_ledger_checks(stage.service.environment, stage.community.slug)
 
 
 async def test_a_request_outlasting_the_grace_is_cut_and_a_retry_by_id_is_exactly_once(
@@ -167,4 +167,4 @@ async def test_a_request_outlasting_the_grace_is_cut_and_a_retry_by_id_is_exactl
         assert status in (200, 201)
         assert body["id"] == str(held.transaction_id)
         assert await stored(fault_database, held.transaction_id) == 1
-        await assert_ledger_checks(stage.service.environment)
+        await assert_ledger_checks(stage.service.environment, stage.community.slug)

@@ -191,7 +191,7 @@ async def test_pending_expiring_while_the_service_is_down_expire_once_after_rest
         finally:
             await connection.close()
         assert await service.stop() == 0, service.log_tail()
-    await assert_ledger_checks(service.environment)
+    await assert_ledger_checks(service.environment, stage.community.slug)
     report_figures(figures)
     assert unexpected == []
     figures.assert_nothing_lost_or_doubled()

@@ -72,7 +72,7 @@ async def test_kill_9_mid_write_loses_nothing_acknowledged_and_doubles_nothing(
         finally:
             await connection.close()
         assert await service.stop() == 0, service.log_tail()
-    await assert_ledger_checks(service.environment)
+    await assert_ledger_checks(service.environment, stage.community.slug)
     report_figures(figures)
     assert unexpected == []
     figures.assert_nothing_lost_or_doubled()

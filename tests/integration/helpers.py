@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 import uuid
+from pathlib import Path
 
 import asyncpg
 
@@ -13,9 +16,11 @@ from timebank.ledger.models import (
     Posting,
     TransactionKind,
     TransactionRequest,
+    Unit,
     UnitKind,
 )
 from timebank.ledger.store import LedgerStore
+from timebank.log.audit import export_bundle
 from timebank.migrations import apply_migrations
 from timebank.settings import Settings
 
@@ -60,6 +65,28 @@ def postings(
     )
 
 
+async def hours_unit(store: LedgerStore, community_id: uuid.UUID) -> Unit:
+    """A time unit 'H' whose accounts range from -10 h to +10 h."""
+    return await store.create_unit(
+        community_id,
+        code="H",
+        name="Hours",
+        kind=UnitKind.TIME,
+        decimals=0,
+        default_min_balance=-600,
+        default_max_balance=600,
+    )
+
+
+async def bundle_of(pool: asyncpg.Pool, slug: str, path: Path) -> Path:
+    """The community's log bundle, exported to the file."""
+    output = io.StringIO()
+    async with pool.acquire() as connection:
+        await export_bundle(connection, slug, output)
+    await asyncio.to_thread(path.write_text, output.getvalue(), encoding="utf-8")
+    return path
+
+
 async def sound_ledger(uri: str) -> tuple[asyncpg.Pool, list[uuid.UUID], uuid.UUID]:
     """A migrated database with a community, two accounts and one transfer."""
     settings = Settings(database_url=uri, database_pool_min_size=1, database_pool_max_size=2)
@@ -68,15 +95,7 @@ async def sound_ledger(uri: str) -> tuple[asyncpg.Pool, list[uuid.UUID], uuid.UU
         await apply_migrations(connection)
     store = LedgerStore(pool, settings)
     community = await store.create_community("invariants", "Invariants")
-    unit = await store.create_unit(
-        community.id,
-        code="H",
-        name="Hours",
-        kind=UnitKind.TIME,
-        decimals=0,
-        default_min_balance=-600,
-        default_max_balance=600,
-    )
+    unit = await hours_unit(store, community.id)
     accounts = []
     for name in ("a", "b"):
         party = await store.create_party(community.id, PartyKind.MEMBER, name)

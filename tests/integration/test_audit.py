@@ -4,8 +4,6 @@ offline verifier and `timebank check`, which name it."""
 
 from __future__ import annotations
 
-import asyncio
-import io
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -14,10 +12,11 @@ import asyncpg
 import pytest
 
 from tests.conftest import CommunityFixture
+from tests.integration.helpers import bundle_of
 from timebank.database import create_pool
 from timebank.ledger.models import TransactionRequest
 from timebank.ledger.store import LedgerStore
-from timebank.log.audit import check_logs, export_bundle, verify_bundle
+from timebank.log.audit import check_logs, verify_bundle
 from timebank.log.note import format_verifier_key
 from timebank.log.store import LogKeys, LogStore
 from timebank.migrations import apply_migrations
@@ -63,14 +62,6 @@ async def some_history(store: LedgerStore, community: CommunityFixture) -> list[
         await store.post(request)
         ids.append(request.id)
     return ids
-
-
-async def bundle_of(pool: asyncpg.Pool, slug: str, path: Path) -> Path:
-    output = io.StringIO()
-    async with pool.acquire() as connection:
-        await export_bundle(connection, slug, output)
-    await asyncio.to_thread(path.write_text, output.getvalue(), encoding="utf-8")
-    return path
 
 
 async def problems_of(pool: asyncpg.Pool, slug: str) -> list[str]:

@@ -15,9 +15,9 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 
-from tests.integration.helpers import sound_ledger
+from tests.integration.helpers import hours_unit, sound_ledger
 from timebank.database import create_pool, database_uri
-from timebank.ledger.models import PartyKind, TransactionRequest, UnitKind
+from timebank.ledger.models import PartyKind, TransactionRequest
 from timebank.ledger.store import LedgerStore
 from timebank.log.store import LogKeys, LogStore
 from timebank.settings import Settings
@@ -268,15 +268,7 @@ async def test_audit_export_verify_and_check_catch_a_rewrite(
     try:
         store = LedgerStore(pool, settings)
         community = await store.create_community("audited", "Audited")
-        unit = await store.create_unit(
-            community.id,
-            code="H",
-            name="Hours",
-            kind=UnitKind.TIME,
-            decimals=0,
-            default_min_balance=-600,
-            default_max_balance=600,
-        )
+        unit = await hours_unit(store, community.id)
         accounts = [
             await store.open_account(
                 community.id,

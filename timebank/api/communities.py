@@ -36,6 +36,7 @@ from timebank.api.schemas import (
     UnitOut,
 )
 from timebank.auth.access import Actor, Scope
+from timebank.auth.client_ids import parse_client_id
 from timebank.auth.directory import AccountRef, ApiClient, Member, Organization
 from timebank.auth.errors import Forbidden
 from timebank.errors import NotFound
@@ -103,7 +104,7 @@ def _organization_out(organization: Organization) -> OrganizationOut:
 
 def _client_out(client: ApiClient) -> ClientOut:
     return ClientOut(
-        client_id=client.id,
+        client_id=client.client_id,
         name=client.name,
         party_id=client.party_id,
         scopes=list(client.scopes),
@@ -361,10 +362,14 @@ async def list_clients(request: web.Request) -> web.Response:
     responses={204: None},
 )
 async def revoke_client(request: web.Request) -> web.Response:
-    """Its tokens stop working at once."""
+    """Its tokens stop working at once. The client is named by its client_id (or
+    the bare id of a client made before client_ids named their community)."""
     community, actor = await community_actor(request, request.match_info["slug"])
     actor.require_manager()
-    client_id = path_uuid(request, "client_id")
-    if not await request.app[DIRECTORY].revoke_client(community.id, client_id):
-        raise NotFound("no such client in this community", client_id=str(client_id))
+    named = request.match_info["client_id"]
+    reference = parse_client_id(named)
+    if reference is None or reference.community_id not in (None, community.id):
+        raise NotFound("no such client in this community", client_id=named)
+    if not await request.app[DIRECTORY].revoke_client(community.id, reference.id):
+        raise NotFound("no such client in this community", client_id=named)
     return web.Response(status=204)

@@ -17,6 +17,7 @@ from pydantic.json_schema import models_json_schema
 
 from timebank.api.authentication import authenticate
 from timebank.api.problems import PROBLEM_CONTENT_TYPE, status_for
+from timebank.auth.client_ids import CLIENT_ID_PATTERN
 from timebank.errors import TimebankError
 from timebank.ledger.errors import ValidationError
 
@@ -72,7 +73,7 @@ PATH_PARAMETER_SCHEMAS: dict[str, dict[str, Any]] = {
     "slug": {"type": "string", "pattern": "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},
     "id": {"type": "string", "format": "uuid"},
     "organization_id": {"type": "string", "format": "uuid"},
-    "client_id": {"type": "string", "format": "uuid"},
+    "client_id": {"type": "string", "pattern": CLIENT_ID_PATTERN},
     "subscription_id": {"type": "string", "format": "uuid"},
 }
 
@@ -212,10 +213,10 @@ def _error_codes(operation: Operation) -> list[str]:
     if operation.body is not None or operation.query is not None:
         codes.append("validation_error")
     if operation.body is not None:
-        codes += ["unsupported_media_type", "payload_too_large"]
+        codes += ["unsupported_media_type", "payload_too_large", "request_timeout"]
     if PATH_PARAMETER.search(operation.path):
         codes.append("not_found")
-    codes += ["database_unavailable", "internal_error"]
+    codes += ["database_unavailable", "too_many_connections", "internal_error"]
     return list(dict.fromkeys(codes))
 
 

@@ -94,7 +94,7 @@ async def list_my_keys(request: web.Request) -> web.Response:
         community, _ = await named_community_actor(request, query.community)
         community_id, slug = community.id, community.slug
     if principal.client is not None:
-        found = await keys.of_client(principal.client.client_id)
+        found = await keys.of_client(principal.client.community_id, principal.client.client_id)
     else:
         assert principal.person_id is not None
         found = await keys.of_person(principal.person_id, community_id)
@@ -121,7 +121,9 @@ async def revoke_key(request: web.Request) -> web.Response:
     if key is None:
         raise NotFound("no such key in this community")
     owns = (principal.person_id is not None and key.person_id == principal.person_id) or (
-        principal.client is not None and key.client_id == principal.client.client_id
+        principal.client is not None
+        and key.community_id == principal.client.community_id
+        and key.client_id == principal.client.client_id
     )
     if not owns:
         actor.require_admin()

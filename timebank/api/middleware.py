@@ -4,6 +4,7 @@ turned into problem documents."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -14,7 +15,9 @@ from aiohttp.typedefs import Handler
 
 from timebank.api.problems import error_problem, problem
 from timebank.errors import TimebankError
+from timebank.keys import SETTINGS
 from timebank.metrics import METRICS
+from timebank.settings import Settings
 
 logger = structlog.get_logger("timebank.http")
 
@@ -24,6 +27,7 @@ REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 REQUEST_ID = web.RequestKey("request_id", str)
 PRINCIPAL = web.RequestKey("principal", str)
 ANONYMOUS = "anonymous"
+BODY_TIMEOUT_DEFAULT_S = Settings.model_fields["http_body_timeout_s"].default
 
 
 def _request_id(request: web.Request) -> str:
@@ -65,9 +69,39 @@ def _route(request: web.Request) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
+class RequestTimeout(TimebankError):
+    """The body did not arrive within the body timeout (a slow client)."""
+
+    code = "request_timeout"
+    title = "The request body took too long"
+
+
+async def _read_body(request: web.Request) -> None:
+    """Reads the whole body now, within the body timeout, so that a client sending
+    it slowly holds its connection for a bounded time (handlers then read it from
+    memory; its size is bounded by the application's client_max_size)."""
+    if not request.body_exists:
+        return
+    settings = request.app.get(SETTINGS)
+    timeout_s = settings.http_body_timeout_s if settings is not None else BODY_TIMEOUT_DEFAULT_S
+    try:
+        async with asyncio.timeout(timeout_s):
+            await request.read()
+    except TimeoutError:
+        raise RequestTimeout(
+            f"the body did not arrive within {timeout_s:g} s", timeout_s=timeout_s
+        ) from None
+
+
 async def _answer(request: web.Request, handler: Handler, request_id: str) -> web.StreamResponse:
     try:
+        await _read_body(request)
         return await handler(request)
+    except RequestTimeout as error:
+        # What is left of the body is not waited for: the connection ends here.
+        response = error_problem(error, request_id=request_id)
+        response.force_close()
+        return response
     except TimebankError as error:
         return error_problem(error, request_id=request_id)
     except web.HTTPRequestEntityTooLarge as error:

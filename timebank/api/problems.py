@@ -85,7 +85,9 @@ EDGE_STATUS_BY_CODE: dict[str, HTTPStatus] = {
     "forbidden": HTTPStatus.FORBIDDEN,
     "rate_limited": HTTPStatus.TOO_MANY_REQUESTS,
     "payload_too_large": HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+    "request_timeout": HTTPStatus.REQUEST_TIMEOUT,
     "unsupported_media_type": HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+    "too_many_connections": HTTPStatus.SERVICE_UNAVAILABLE,
     "internal_error": HTTPStatus.INTERNAL_SERVER_ERROR,
 }
 
@@ -149,7 +151,10 @@ EDGE_MEANINGS = {
     "forbidden": "your role or scopes in this community do not allow it",
     "rate_limited": "too many attempts; retry after Retry-After seconds",
     "payload_too_large": "the body is larger than the service accepts",
+    "request_timeout": "the body did not arrive within the body timeout; the connection is closed",
     "unsupported_media_type": "the body must be application/json",
+    "too_many_connections": "the service holds as many connections as it takes; retry"
+    " after Retry-After seconds (the answer comes before the request is read)",
     "internal_error": "a bug; the request id finds it in the logs",
 }
 

@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from timebank.auth.access import Role, Scope
+from timebank.auth.client_ids import CLIENT_ID_PATTERN
 from timebank.ledger.models import (
     AMOUNT_MAX,
     BATCH_SIZE_MAX,
@@ -267,7 +268,12 @@ class ClientCreate(Request):
 
 
 class ClientOut(BaseModel):
-    client_id: uuid.UUID
+    client_id: str = Field(
+        pattern=CLIENT_ID_PATTERN,
+        description="What the client sends to /v1/auth/token with its secret, and names "
+        "it in /clients/{client_id}: `<community id>.<client id>`. (A client made before "
+        "this form may still use its bare `<client id>`.)",
+    )
     name: str
     party_id: uuid.UUID
     scopes: list[Scope]
@@ -627,7 +633,9 @@ class TokenRequest(BaseModel):
     username: TokenField | None = Field(default=None, description="The person's email.")
     email: TokenField | None = None
     password: TokenField | None = None
-    client_id: TokenField | None = None
+    client_id: TokenField | None = Field(
+        default=None, description="An API client's `<community id>.<client id>`."
+    )
     client_secret: TokenField | None = None
     refresh_token: TokenField | None = None
 

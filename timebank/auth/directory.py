@@ -17,6 +17,7 @@ import asyncpg
 
 from timebank.auth import queries
 from timebank.auth.access import Actor, Role, Scope, client_actor, person_actor
+from timebank.auth.client_ids import format_client_id
 from timebank.auth.errors import Forbidden
 from timebank.auth.passwords import check_password_policy, hash_password
 from timebank.auth.service import Principal
@@ -67,12 +68,19 @@ class Organization:
 
 @dataclass(frozen=True, slots=True)
 class ApiClient:
+    community_id: uuid.UUID
+    # Its id in the community; what integrators send is `client_id` below.
     id: uuid.UUID
     party_id: uuid.UUID
     name: str
     scopes: tuple[Scope, ...]
     created_at: datetime
     revoked_at: datetime | None
+
+    @property
+    def client_id(self) -> str:
+        """The client_id for the token endpoint (it names the community)."""
+        return format_client_id(self.community_id, self.id)
 
 
 def _community(row: asyncpg.Record) -> Community:
@@ -431,6 +439,7 @@ class Directory:
         )
         assert row is not None
         client = ApiClient(
+            community_id=community_id,
             id=row["id"],
             party_id=party_id,
             name=name,
@@ -444,6 +453,7 @@ class Directory:
         rows = await run_translated(lambda: self._pool.fetch(queries.SELECT_CLIENTS, community_id))
         return [
             ApiClient(
+                community_id=community_id,
                 id=row["id"],
                 party_id=row["party_id"],
                 name=row["name"],

@@ -53,7 +53,12 @@ SELECT c.id AS community_id, c.slug, c.name, m.role, m.party_id
  ORDER BY c.slug
 """
 SELECT_CLIENT = """
-SELECT id, community_id, party_id, secret_hash, scopes, revoked_at FROM api_clients WHERE id = $1
+SELECT id, community_id, party_id, secret_hash, scopes, revoked_at FROM api_clients
+ WHERE community_id = $1 AND id = $2
+"""
+# The community of a bare client_id, issued before migration 0025 (a global table).
+SELECT_LEGACY_CLIENT_COMMUNITY = """
+SELECT community_id FROM api_client_legacy_ids WHERE client_id = $1
 """
 
 # A person's standing in a community found by slug: the community, and their role,

@@ -16,6 +16,7 @@ import asyncpg
 
 from timebank.auth import queries
 from timebank.auth.access import Scope
+from timebank.auth.client_ids import parse_client_id
 from timebank.auth.errors import RateLimited, Unauthenticated
 from timebank.auth.passwords import hash_password, spend_verification_time, verify_password
 from timebank.auth.signing_keys import KeyRing
@@ -31,6 +32,7 @@ class ClientGrant:
     """What an API client's access token carries: its community, the party it acts
     for, and its scopes."""
 
+    # The client's id in its community (the token's `sub`; see auth/client_ids.py).
     client_id: uuid.UUID
     community_id: uuid.UUID
     party_id: uuid.UUID
@@ -176,13 +178,24 @@ class IdentityService:
                 )
 
     async def client_login(self, client_id: str, secret: str) -> TokenPair:
-        """An access token for an API client's id and secret (client_credentials);
-        the same refusal for an unknown client, a wrong secret or a revoked client."""
-        try:
-            client_uuid = uuid.UUID(client_id)
-        except ValueError:
-            raise Unauthenticated(INVALID_CLIENT) from None
-        row = await self._pool.fetchrow(queries.SELECT_CLIENT, client_uuid)
+        """An access token for an API client's client_id and secret
+        (client_credentials): the client is read in the community its client_id
+        names (or, for a bare id issued before migration 0025, the one recorded for
+        it). The same refusal for an unknown client, a wrong secret or a revoked one."""
+        reference = parse_client_id(client_id)
+        if reference is None:
+            raise Unauthenticated(INVALID_CLIENT)
+        community_id = reference.community_id
+        if community_id is None:
+            # Two reads, not a join, so that each runs where its rows live.
+            community_id = await self._pool.fetchval(
+                queries.SELECT_LEGACY_CLIENT_COMMUNITY, reference.id
+            )
+        row = (
+            None
+            if community_id is None
+            else await self._pool.fetchrow(queries.SELECT_CLIENT, community_id, reference.id)
+        )
         if (
             row is None
             or row["revoked_at"] is not None
@@ -193,7 +206,7 @@ class IdentityService:
         settings = self._settings
         access_token = self._keys.sign(
             {
-                "sub": str(client_uuid),
+                "sub": str(reference.id),
                 "iss": settings.token_issuer,
                 "aud": settings.token_audience,
                 "iat": now,

@@ -1,8 +1,10 @@
 """The log's SQL, as named constants; values are always parameters."""
 
 SELECT_ORIGIN = "SELECT origin FROM log_identities WHERE community_id = $1"
+# An origin is <prefix>/<slug> and names its community's slug (0025): unique across
+# communities by construction, as slugs are.
 INSERT_ORIGIN = """
-INSERT INTO log_identities (community_id, origin) VALUES ($1, $2)
+INSERT INTO log_identities (community_id, slug, origin) VALUES ($1, $2, $3)
 ON CONFLICT (community_id) DO NOTHING
 """
 INSERT_KEY = """

@@ -144,7 +144,7 @@ class LogStore:
         origin = await connection.fetchval(queries.SELECT_ORIGIN, community_id)
         if origin is None:
             await connection.execute(
-                queries.INSERT_ORIGIN, community_id, f"{self._origin_prefix}/{slug}"
+                queries.INSERT_ORIGIN, community_id, slug, f"{self._origin_prefix}/{slug}"
             )
             origin = await connection.fetchval(queries.SELECT_ORIGIN, community_id)
         assert isinstance(origin, str)

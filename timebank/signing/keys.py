@@ -33,7 +33,10 @@ SELECT_KEYS_OF_PERSON = (
     + " WHERE k.person_id = $1 AND ($2::uuid IS NULL OR k.community_id = $2)"
     + " ORDER BY k.registered_at, k.key_id"
 )
-SELECT_KEYS_OF_CLIENT = KEY_COLUMNS + " WHERE k.client_id = $1 ORDER BY k.registered_at, k.key_id"
+SELECT_KEYS_OF_CLIENT = (
+    KEY_COLUMNS
+    + " WHERE k.community_id = $1 AND k.client_id = $2 ORDER BY k.registered_at, k.key_id"
+)
 SELECT_KEYS_OF_COMMUNITY = (
     KEY_COLUMNS + " WHERE k.community_id = $1 ORDER BY k.registered_at, k.key_id"
 )
@@ -149,8 +152,10 @@ class KeyStore:
         )
         return [_key(row) for row in rows]
 
-    async def of_client(self, client_id: uuid.UUID) -> list[MemberKey]:
-        rows = await run_translated(lambda: self._pool.fetch(SELECT_KEYS_OF_CLIENT, client_id))
+    async def of_client(self, community_id: uuid.UUID, client_id: uuid.UUID) -> list[MemberKey]:
+        rows = await run_translated(
+            lambda: self._pool.fetch(SELECT_KEYS_OF_CLIENT, community_id, client_id)
+        )
         return [_key(row) for row in rows]
 
     async def of_community(self, community_id: uuid.UUID) -> list[MemberKey]:

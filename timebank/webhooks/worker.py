@@ -64,6 +64,10 @@ LEASE_MARGIN_S = 30.0
 # Each delay is shortened by up to this fraction, at random, so that receivers
 # failing together are not retried in lockstep.
 JITTER_FRACTION = 0.2
+# Jitter from a generator of the worker's own: drawing from the random module's
+# shared state would move it under whatever else in the process relies on it
+# (hypothesis, for one, refuses a state changed by another thread mid-draw).
+_JITTER = random.Random()  # noqa: S311 (spreading retries needs no secrecy)
 BACKOFF_EXPONENT_MAX = 40
 ERROR_TEXT_MAX_CHARS = 500
 # Time given to record an interrupted attempt while the worker stops.
@@ -311,7 +315,7 @@ class DeliveryWorker:
             log.debug("webhook_delivered", status=outcome.status)
             return
         retrying_for_s = claim.retrying_for_s + outcome.duration_ms / 1000
-        jitter = random.random()  # noqa: S311 (spreading retries needs no secrecy)
+        jitter = _JITTER.random()
         delay_s = retry_delay_s(self._policy, claim.attempt, retrying_for_s, jitter)
         if delay_s is None:
             await self._record(claim, outcome, FAILED, 0.0)
