@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -194,6 +195,24 @@ def log_in(page: Page, person: Person, language: str = "en") -> None:
     page.get_by_label(password).fill(PASSWORD)
     page.get_by_role("button", name=submit).click()
     page.locator("h1", has_text=person.name).wait_for()
+
+
+# How long wait_until polls before failing, and how often.
+WAIT_UNTIL_TIMEOUT_S = 10.0
+WAIT_UNTIL_INTERVAL_S = 0.05
+
+
+def wait_until(page: Page, expression: str) -> None:
+    """Waits until the page's `expression` is truthy. Not Playwright's
+    wait_for_function: when the value is not true at once, its polling compiles
+    the expression in the page, which the front's CSP (no 'unsafe-eval') blocks;
+    page.evaluate is not compiled by the page and is allowed."""
+    deadline = time.monotonic() + WAIT_UNTIL_TIMEOUT_S
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, (
+            f"never true within {WAIT_UNTIL_TIMEOUT_S} s: {expression}"
+        )
+        time.sleep(WAIT_UNTIL_INTERVAL_S)
 
 
 def screenshot(page: Page, name: str) -> None:

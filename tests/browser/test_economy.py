@@ -16,6 +16,7 @@ from tests.browser.conftest import (
     assert_accessible,
     log_in,
     phone,
+    wait_until,
 )
 from tests.browser.test_member_flows import OUTBOX, record_exchange
 from timebank.signing import intents
@@ -140,9 +141,10 @@ def test_a_member_pays_a_merchants_code_in_three_steps(
         alice.get_by_role("button", name="Show my code").click()
         code = alice.get_by_role("img", name="My payment code (QR code)")
         expect(code).to_be_visible()
-        alice.wait_for_function(
+        wait_until(
+            alice,
             "document.querySelector('.code img').complete"
-            " && document.querySelector('.code img').naturalWidth > 0"
+            " && document.querySelector('.code img').naturalWidth > 0",
         )
         link = alice.locator(".code .link").inner_text()
         assert f"/#/pay?to={signing.alice.accounts[HOURS]}&unit={HOURS}&amount=60" in link
@@ -186,7 +188,7 @@ def test_a_payment_confirmed_offline_waits_and_is_sent_once(
         page = context.new_page()
         log_in(page, signing.bob)
         page.evaluate("navigator.serviceWorker.ready.then(() => true)")
-        page.wait_for_function("JSON.parse(localStorage.getItem('timebank.context')).origin")
+        wait_until(page, "JSON.parse(localStorage.getItem('timebank.context') || '{}').origin")
         page.goto(link)
         expect(page.get_by_text("Pay Alice 0 h 15?")).to_be_visible()
         before = len(signing.transactions_of(signing.bob))

@@ -12,6 +12,7 @@ from tests.browser.conftest import (
     log_in,
     phone,
     screenshot,
+    wait_until,
 )
 from timebank.signing import intents
 
@@ -122,7 +123,7 @@ def test_an_exchange_recorded_offline_is_sent_once_back_online(
         log_in(page, community.alice)
         page.evaluate("navigator.serviceWorker.ready.then(() => true)")
         # Read when the home screen is idle, and kept for signing offline.
-        page.wait_for_function("JSON.parse(localStorage.getItem('timebank.context')).origin")
+        wait_until(page, "JSON.parse(localStorage.getItem('timebank.context') || '{}').origin")
         before = len(community.transactions_of(community.alice))
 
         context.set_offline(True)
