@@ -96,11 +96,7 @@ def _translate(error: asyncpg.PostgresError) -> TimebankError | None:
     if sqlstate == LEDGER_ERROR_SQLSTATE:
         detail = getattr(error, "detail", None)
         context: dict[str, Any] = json.loads(detail) if detail else {}
-        code = str(getattr(error, "message", ""))
-        if code == KeyRevoked.code:
-            # A signed write's key, revoked before it was written (sql/0023).
-            return KeyRevoked("the key was revoked", **context)
-        return error_from_code(code, context)
+        return _named_error(str(getattr(error, "message", "")), context)
     if isinstance(error, asyncpg.UniqueViolationError):
         if error.constraint_name == "transactions_reversed_once":
             return AlreadyReversed("the transaction was reversed by a concurrent request")
@@ -110,6 +106,14 @@ def _translate(error: asyncpg.PostgresError) -> TimebankError | None:
     if isinstance(error, asyncpg.CheckViolationError | asyncpg.StringDataRightTruncationError):
         return ValidationError(f"refused by the ledger's constraints: {error.constraint_name}")
     return None
+
+
+def _named_error(code: str, context: dict[str, Any]) -> TimebankError:
+    """The named error the database gave by its code: a ledger error, or a signed
+    write's key revoked before it was written (sql/0023)."""
+    if code == KeyRevoked.code:
+        return KeyRevoked("the key was revoked", **context)
+    return error_from_code(code, context)
 
 
 async def run_translated(operation: Callable[[], Awaitable[T]]) -> T:
@@ -475,10 +479,7 @@ class LedgerStore:
             else:
                 context = json.loads(row["error_detail"]) if row["error_detail"] else {}
                 context.pop("index", None)
-                if row["outcome"] == KeyRevoked.code:
-                    results.append(KeyRevoked("the key was revoked", **context))
-                else:
-                    results.append(error_from_code(row["outcome"], context))
+                results.append(_named_error(row["outcome"], context))
         return results
 
     def batch_arguments(self, requests: Sequence[TransactionRequest]) -> tuple[object, ...]:
