@@ -91,6 +91,16 @@ def test_hashes_and_base64url_match_the_service(page: Page) -> None:
         (1250, {"kind": "currency", "code": "G", "decimals": 2}, "fr", "12,50\u00a0G"),
         (1250, {"kind": "currency", "code": "G", "decimals": 2}, "en", "12.50\u00a0G"),
         (5, {"kind": "currency", "code": "G", "decimals": 2}, "fr", "0,05\u00a0G"),
+        (123456, {"kind": "currency", "code": "G", "decimals": 2}, "fr", "1\u202f234,56\u00a0G"),
+        (123456, {"kind": "currency", "code": "G", "decimals": 2}, "en", "1,234.56\u00a0G"),
+        (123456, {"kind": "currency", "code": "G", "decimals": 2}, "de", "1.234,56\u00a0G"),
+        (99999, {"kind": "currency", "code": "G", "decimals": 2}, "de", "999,99\u00a0G"),
+        (
+            60 * 1234 + 9,
+            {"kind": "time", "code": "HOUR", "decimals": 0},
+            "en",
+            "1,234\u00a0h\u00a009",
+        ),
     ],
 )
 def test_amounts_read_as_members_write_them(
@@ -103,6 +113,30 @@ def test_amounts_read_as_members_write_them(
         [value, unit, locale],
     )
     assert shown == expected
+
+
+def test_whole_numbers_written_without_intl_match_intl(page: Page) -> None:
+    """Amounts under 1,000 in the app's own languages are written without making an
+    Intl formatter (slow on old phones): they must read exactly as Intl writes them."""
+    differences = page.evaluate(
+        """() => {
+          const found = [];
+          for (const locale of ["en", "fr"]) {
+            const intl = new Intl.NumberFormat(locale, { maximumFractionDigits: 0 });
+            const comma = new Intl.NumberFormat(locale).formatToParts(1.5)
+              .find((part) => part.type === "decimal").value;
+            for (let whole = 0; whole < 1001; whole += 1) {
+              const cents = whole * 100 + 7;
+              const shown = window.front.format.formatAmount(
+                cents, { kind: "currency", code: "G", decimals: 2 }, locale);
+              const expected = `${intl.format(whole)}${comma}07\u00a0G`;
+              if (shown !== expected) found.push([locale, whole, shown, expected]);
+            }
+          }
+          return found;
+        }"""
+    )
+    assert differences == []
 
 
 @pytest.mark.parametrize(

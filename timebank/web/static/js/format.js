@@ -4,27 +4,59 @@
 const NO_BREAK = "\u00a0";
 const MINUS = "\u2212";
 
+// Making an Intl formatter costs far more than using one (several milliseconds on a
+// slow phone): each is made once per locale and kept.
+const formatters = new Map();
+
+function formatter(kind, locale, options, make) {
+  const key = `${kind} ${locale}`;
+  let made = formatters.get(key);
+  if (!made) {
+    made = make(locale, options);
+    formatters.set(key, made);
+  }
+  return made;
+}
+
+// The app's own languages write numbers under 1,000 in plain Latin digits and
+// have these decimal separators: most amounts are shown without making any
+// formatter at all (the first one made on a page costs tens of milliseconds on a
+// slow phone, loading the locale's data). Any other locale asks Intl.
+const OWN_DECIMAL_SEPARATORS = { en: ".", fr: "," };
+const PLAIN_BELOW = 1000;
+
+function wholeNumber(value, locale) {
+  if (value < PLAIN_BELOW && locale in OWN_DECIMAL_SEPARATORS) return String(value);
+  const whole = formatter("whole", locale, { maximumFractionDigits: 0 }, (l, o) => new Intl.NumberFormat(l, o));
+  return whole.format(value);
+}
+
 export function formatAmount(value, unit, locale) {
   const sign = value < 0 ? MINUS : "";
   const magnitude = Math.abs(value);
-  const whole = new Intl.NumberFormat(locale, { maximumFractionDigits: 0 });
   if (unit.kind === "time") {
     const hours = Math.floor(magnitude / 60);
     const minutes = magnitude % 60;
-    const text = `${whole.format(hours)}${NO_BREAK}h`;
+    const text = `${wholeNumber(hours, locale)}${NO_BREAK}h`;
     return sign + (minutes ? `${text}${NO_BREAK}${String(minutes).padStart(2, "0")}` : text);
   }
   const scale = 10 ** unit.decimals;
-  let text = whole.format(Math.floor(magnitude / scale));
+  let text = wholeNumber(Math.floor(magnitude / scale), locale);
   if (unit.decimals > 0) {
     text += decimalSeparator(locale) + String(magnitude % scale).padStart(unit.decimals, "0");
   }
   return `${sign}${text}${NO_BREAK}${unit.code}`;
 }
 
+const separators = new Map();
+
 function decimalSeparator(locale) {
-  const part = new Intl.NumberFormat(locale).formatToParts(1.5).find((p) => p.type === "decimal");
-  return part ? part.value : ".";
+  if (locale in OWN_DECIMAL_SEPARATORS) return OWN_DECIMAL_SEPARATORS[locale];
+  if (!separators.has(locale)) {
+    const parts = new Intl.NumberFormat(locale).formatToParts(1.5);
+    separators.set(locale, parts.find((p) => p.type === "decimal")?.value ?? ".");
+  }
+  return separators.get(locale);
 }
 
 // "12,5" or "12.50" in the smallest step (1250), or null when it is not such a number.
@@ -37,7 +69,7 @@ export function parseAmount(text, decimals) {
 }
 
 export function formatDate(iso, locale) {
-  return new Intl.DateTimeFormat(locale, { dateStyle: "medium", timeStyle: "short" }).format(
-    new Date(iso),
-  );
+  const dates = formatter("date", locale, { dateStyle: "medium", timeStyle: "short" },
+    (l, o) => new Intl.DateTimeFormat(l, o));
+  return dates.format(new Date(iso));
 }

@@ -482,7 +482,15 @@ const MESSAGES = {
 
 export const LANGUAGES = { fr: "Français", en: "English" };
 
+// Read once: every message asks for it, and localStorage is slow on old phones.
+let current = null;
+
 export function language() {
+  current ??= languageOfThisDevice();
+  return current;
+}
+
+function languageOfThisDevice() {
   const chosen = localStorage.getItem(CHOICE);
   if (chosen in MESSAGES) return chosen;
   for (const wanted of navigator.languages || [navigator.language]) {
@@ -494,6 +502,7 @@ export function language() {
 
 export function chooseLanguage(code) {
   localStorage.setItem(CHOICE, code);
+  current = code in MESSAGES ? code : null;
 }
 
 export function t(key, values = {}) {
