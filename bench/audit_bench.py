@@ -70,6 +70,7 @@ from timebank.settings import Settings
 from timebank.signing import intents
 from timebank.signing.keys import KeyStore
 from timebank.signing.service import verified_intent
+from timebank.signing.verifier import SignatureVerifier
 
 TRANSACTIONS_DEFAULT = 1_000_000
 TRANSACTIONS_QUICK = 50_000
@@ -611,6 +612,7 @@ class LedgerSide:
     pool: asyncpg.Pool
     store: LedgerStore
     keys: KeyStore
+    verifier: SignatureVerifier
     log: LogStore
     community_id: uuid.UUID
     members: list[LedgerMember]
@@ -649,7 +651,8 @@ async def ledger_side(uri: str, log_directory: Path, *, logged: bool) -> LedgerS
     for member in members:
         await keys.get(community.id, member.key_id, cached=True)
     log = LogStore(pool, LogKeys(log_directory), "bench.timebank.example")
-    return LedgerSide(pool, store, keys, log, community.id, members)
+    verifier = SignatureVerifier(settings.signature_verify_threads)
+    return LedgerSide(pool, store, keys, verifier, log, community.id, members)
 
 
 async def _ledger_member(
@@ -752,6 +755,7 @@ def signed_operation(side: LedgerSide, prepared: list[SignedTransfer], origin: s
         community_origin = await side.log.origin(side.community_id, COMMUNITY_SLUG)
         stored = await verified_intent(
             side.keys,
+            side.verifier,
             community_id=side.community_id,
             origin=community_origin,
             signed=item.signed,
@@ -804,8 +808,9 @@ async def ledger_figures(quick: bool) -> dict[str, LedgerFigure]:
                     for name, operation in operations.items():
                         rate, _ = await run_callers(CALLERS, duration_s, operation)
                         rates[name].append(rate)
-                await logged.pool.close()
-                await unlogged.pool.close()
+                for side in (logged, unlogged):
+                    await side.pool.close()
+                    side.verifier.close()
             finally:
                 await _drop_database(logged_uri, unlogged_name)
     return {

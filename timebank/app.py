@@ -51,6 +51,7 @@ from timebank.keys import (
     POOLS,
     SETTINGS,
     SIGNING_KEYS,
+    VERIFIER,
     WEBHOOKS,
 )
 from timebank.ledger.errors import DatabaseUnavailable
@@ -66,6 +67,7 @@ from timebank.pools.store import PoolStore
 from timebank.services import Services
 from timebank.settings import Settings
 from timebank.signing.keys import KeyStore
+from timebank.signing.verifier import SignatureVerifier
 from timebank.web.routes import add_front
 from timebank.webhooks.subscriptions import Subscriptions
 from timebank.webhooks.worker import webhook_delivery
@@ -144,6 +146,7 @@ def create_app(settings: Settings, *, prepare: Preparation | None = None) -> web
             app[INVITATIONS] = InvitationStore(pool)
             app[WEBHOOKS] = Subscriptions(pool)
             app[KEYS] = KeyStore(pool, cache_ttl_s=settings.access_cache_ttl_s)
+            app[VERIFIER] = SignatureVerifier(settings.signature_verify_threads)
             app[POOLS] = PoolStore(pool, store, levy_cache_ttl_s=settings.access_cache_ttl_s)
             app[POLICIES] = PolicyStore(pool, store)
             app[CURRENCY] = CurrencyStore(pool, store, cache_ttl_s=settings.access_cache_ttl_s)
@@ -170,6 +173,7 @@ def create_app(settings: Settings, *, prepare: Preparation | None = None) -> web
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await _drain_writes(store)
+            app[VERIFIER].close()
 
     app.cleanup_ctx.append(database_context)
     return app

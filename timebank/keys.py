@@ -16,6 +16,7 @@ from timebank.policies.store import PolicyStore
 from timebank.pools.store import PoolStore
 from timebank.settings import Settings
 from timebank.signing.keys import KeyStore
+from timebank.signing.verifier import SignatureVerifier
 from timebank.webhooks.subscriptions import Subscriptions
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -28,6 +29,7 @@ INVITATIONS = web.AppKey("invitations", InvitationStore)
 WEBHOOKS = web.AppKey("webhooks", Subscriptions)
 LOG = web.AppKey("log", LogStore)
 KEYS = web.AppKey("keys", KeyStore)
+VERIFIER = web.AppKey("verifier", SignatureVerifier)
 POOLS = web.AppKey("pools", PoolStore)
 POLICIES = web.AppKey("policies", PolicyStore)
 CURRENCY = web.AppKey("currency", CurrencyStore)

@@ -109,6 +109,13 @@ class Settings(BaseSettings):
         "not kept either). Changes made through this process apply at once; those made "
         "through another process within this delay.",
     )
+    signature_verify_threads: int = Field(
+        default=2,
+        ge=0,
+        le=64,
+        description="Worker threads that verify members' signatures, on other cores while "
+        "the service goes on with other requests (0: on the event loop itself).",
+    )
     coalesce_in_flight_max: int = Field(
         default=1,
         ge=1,

@@ -207,6 +207,13 @@ CALLS: dict[str, Call] = {
         "PATCH", "/v1/accounts/{alice_hours}", {"max_balance": 6000}, addressed="id"
     ),
     "read_elsewhere_account": Call("GET", "/v1/accounts/{elsewhere_hours}"),
+    "read_alice_account_owner": Call(
+        "GET", f"{C}/accounts/{{alice_hours}}/owner", addressed="community"
+    ),
+    "read_organization_account_owner": Call(
+        "GET", f"{C}/accounts/{{organization_hours}}/owner", addressed="community"
+    ),
+    "read_elsewhere_account_owner": Call("GET", f"{C}/accounts/{{elsewhere_hours}}/owner"),
     "read_elsewhere_statement": Call("GET", "/v1/accounts/{elsewhere_hours}/entries"),
     "limit_elsewhere_account": Call(
         "PATCH", "/v1/accounts/{elsewhere_hours}", {"max_balance": 6000}
@@ -527,6 +534,13 @@ MATRIX: dict[str, dict[Expected, str]] = {
     # members, organizations and clients, and the answer is the account itself).
     "limit_alice_account": {200: "admin", 403: "operator treasurer alice full agency"},
     "read_elsewhere_account": {404: "admin treasurer alice full agency directory"},
+    # Who holds an account: the directory's readers, by the community's slug.
+    "read_alice_account_owner": {
+        200: "operator admin treasurer alice bob directory full",
+        403: "agency",
+    },
+    "read_organization_account_owner": {200: "alice bob directory"},
+    "read_elsewhere_account_owner": {404: "admin treasurer alice full directory"},
     "read_elsewhere_statement": {404: "admin treasurer alice full"},
     "limit_elsewhere_account": {404: "admin"},
     # Posting needs control of every debited account: one's own, one's

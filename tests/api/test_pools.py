@@ -197,6 +197,10 @@ async def test_caps_and_eligibility_are_judged_when_the_grant_is_paid(
     assert [(r["id"], r["state"], len(r["decisions"])) for r in still["items"]] == [
         (big["id"], "open", 1)
     ]
+    # The managers read who asks by name, whatever page of the directory they saw.
+    assert big["beneficiary_name"] == "Dave"
+    listed = await expect(await api.get(f"{scene.path}/requests", headers=world.alice.auth), 200)
+    assert [r["beneficiary_name"] for r in listed["items"]] == ["Dave"]
     # 120 then 60 reach the period's 180; the next 1 is above it.
     for amount in (120, 60):
         asked = await ask(api, scene, amount)

@@ -57,6 +57,16 @@ async def test_pending_proposal_is_confirmed_by_the_payer(api: ApiClient, world:
     )
     assert confirmed["state"] == "posted"
     assert [p["balance_after"] for p in confirmed["postings"]] == [-120, 120]
+    # Each side reads who holds each account, whatever page of the directory it saw.
+    for reader in (world.alice, world.bob):
+        read = await expect(
+            await api.get(f"/v1/transactions/{body['id']}", headers=reader.auth), 200
+        )
+        assert [(p["owner"]["display_name"], p["owner"]["kind"]) for p in read["postings"]] == [
+            ("Alice", "member"),
+            ("Bob", "member"),
+        ]
+    assert [p["owner"]["display_name"] for p in confirmed["postings"]] == ["Alice", "Bob"]
     not_pending = await expect(
         await api.post(f"/v1/transactions/{body['id']}/void", headers=world.alice.auth), 409
     )

@@ -5,6 +5,7 @@ code (pasted: a headless browser has no camera)."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -166,6 +167,29 @@ def test_a_member_pays_a_merchants_code_in_three_steps(
     ]
     detail = signing.call("GET", f"/v1/transactions/{paid['id']}", signing.bob)
     assert [s["purpose"] for s in detail["signatures"]] == ["intent"]
+
+
+def test_a_code_names_whoever_holds_its_account_as_the_service_says(
+    browser: Browser, signing: Community
+) -> None:
+    """A code carries no name: the one shown is the service's, for an account
+    outside the member directory too (an organization's); a code for an account
+    that is not one of this time bank's is refused before anything is paid."""
+    bakery = signing.call(
+        "POST",
+        f"/v1/communities/{signing.slug}/organizations",
+        signing.admin,
+        json={"name": "Bakery of the square", "kind": "business"},
+    )
+    (hours,) = [account["id"] for account in bakery["accounts"] if account["unit"] == HOURS]
+    with phone(browser, signing) as context:
+        page = context.new_page()
+        log_in(page, signing.bob)
+        page.goto(f"/#/pay?to={hours}&unit={HOURS}&amount=15")
+        expect(page.get_by_text("Pay Bakery of the square 0 h 15?")).to_be_visible()
+        page.goto(f"/#/pay?to={uuid.uuid4()}&unit={HOURS}&amount=15")
+        expect(page.get_by_text("This is not a payment code of this time bank.")).to_be_visible()
+        expect(page.get_by_role("button", name="Pay", exact=True)).to_have_count(0)
 
 
 def test_a_payment_confirmed_offline_waits_and_is_sent_once(

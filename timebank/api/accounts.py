@@ -12,6 +12,7 @@ from timebank.api.context import (
     community_actor,
     decode_cursor,
     encode_cursor,
+    owners_out,
     path_uuid,
 )
 from timebank.api.contract import body_of, query_of, respond
@@ -26,7 +27,7 @@ from timebank.api.schemas import (
     NearLimitsQuery,
     OwnerOut,
 )
-from timebank.auth.access import Actor
+from timebank.auth.access import Actor, Scope
 from timebank.auth.errors import Forbidden
 from timebank.errors import NotFound
 from timebank.keys import DIRECTORY, LEDGER
@@ -37,9 +38,7 @@ TAG = "Accounts"
 
 
 async def owner_out(request: web.Request, community_id: uuid.UUID, owner_id: uuid.UUID) -> OwnerOut:
-    parties = await request.app[DIRECTORY].parties(community_id, [owner_id])
-    kind, display_name = parties[owner_id]
-    return OwnerOut(id=owner_id, kind=kind, display_name=display_name)
+    return (await owners_out(request, community_id, [owner_id]))[owner_id]
 
 
 def account_out(account: Account, community: Community, owner: OwnerOut) -> AccountOut:
@@ -107,22 +106,34 @@ async def near_limits(request: web.Request) -> web.Response:
         community.id, share_bps=query.share_bps, limit=query.limit + 1
     )
     listed = accounts[: query.limit]
-    parties = await request.app[DIRECTORY].parties(
-        community.id, list({account.owner_id for account in listed})
-    )
-    items = [
-        account_out(
-            account,
-            community,
-            OwnerOut(
-                id=account.owner_id,
-                kind=parties[account.owner_id][0],
-                display_name=parties[account.owner_id][1],
-            ),
-        )
-        for account in listed
-    ]
+    owners = await owners_out(request, community.id, (account.owner_id for account in listed))
+    items = [account_out(account, community, owners[account.owner_id]) for account in listed]
     return respond(NearLimitsOut(items=items, truncated=len(accounts) > query.limit))
+
+
+@api.operation(
+    "GET",
+    "/v1/communities/{slug}/accounts/{id}/owner",
+    tag=TAG,
+    summary="Who holds an account",
+    responses={200: OwnerOut},
+)
+async def account_owner(request: web.Request) -> web.Response:
+    """The kind and name of whoever holds an account of the community: what a
+    member reads before paying a code they scanned, or beside an exchange, without
+    going through the directory. Members see as much in the directory already;
+    API clients need members:read."""
+    community, actor = await community_actor(request, request.match_info["slug"])
+    if actor.is_client:
+        actor.require_scope(Scope.MEMBERS_READ)
+    elif not actor.is_operator:
+        actor.require_member()
+    account_id = path_uuid(request)
+    owners = await request.app[DIRECTORY].account_owners(community.id, [account_id])
+    if account_id not in owners:
+        raise NotFound(f"no account {account_id} in this community")
+    owner_id = owners[account_id]
+    return respond((await owners_out(request, community.id, [owner_id]))[owner_id])
 
 
 @api.operation(

@@ -7,11 +7,13 @@ import base64
 import binascii
 import json
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import web
 
 from timebank.api.authentication import authenticate
+from timebank.api.schemas import OwnerOut
 from timebank.auth.access import Actor
 from timebank.errors import NotFound
 from timebank.keys import DIRECTORY
@@ -32,6 +34,18 @@ async def named_community_actor(request: web.Request, slug: str) -> tuple[Commun
     """As community_actor, for a community named in the body: unknown_community (422)."""
     principal = authenticate(request)
     return await request.app[DIRECTORY].actor(principal, slug=slug)
+
+
+async def owners_out(
+    request: web.Request, community_id: uuid.UUID, owner_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, OwnerOut]:
+    """Each of these parties of the community as an account's owner is shown: its
+    kind and display name."""
+    parties = await request.app[DIRECTORY].parties(community_id, list(set(owner_ids)))
+    return {
+        party_id: OwnerOut(id=party_id, kind=kind, display_name=display_name)
+        for party_id, (kind, display_name) in parties.items()
+    }
 
 
 async def actor_by_id(request: web.Request, community_id: uuid.UUID) -> tuple[Community, Actor]:

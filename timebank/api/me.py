@@ -5,9 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from timebank.api.authentication import authenticate
+from timebank.api.context import owners_out
 from timebank.api.contract import respond
 from timebank.api.registry import api
-from timebank.api.schemas import MembershipOut, MeOut, MyAccountOut, OwnerOut
+from timebank.api.schemas import MembershipOut, MeOut, MyAccountOut
 from timebank.auth.errors import Forbidden
 from timebank.keys import DIRECTORY, IDENTITIES, LEDGER
 
@@ -27,7 +28,7 @@ async def me(request: web.Request) -> web.Response:
     for membership in person.memberships:
         _, actor = await directory.actor(principal, community_id=membership.community_id)
         owner_ids = sorted(actor.acting_for - {None}, key=str)
-        parties = await directory.parties(membership.community_id, owner_ids)
+        owners = await owners_out(request, membership.community_id, owner_ids)
         accounts = await request.app[LEDGER].accounts_of(membership.community_id, owner_ids)
         memberships.append(
             MembershipOut(
@@ -40,11 +41,7 @@ async def me(request: web.Request) -> web.Response:
                     MyAccountOut(
                         id=account.id,
                         unit=account.unit_code,
-                        owner=OwnerOut(
-                            id=account.owner_id,
-                            kind=parties[account.owner_id][0],
-                            display_name=parties[account.owner_id][1],
-                        ),
+                        owner=owners[account.owner_id],
                         balance=account.balance,
                         available=account.available,
                         pending_debits=account.pending_debits,

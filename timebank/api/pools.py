@@ -5,6 +5,7 @@ community's levies, which feed pools from exchanges."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
 from aiohttp import web
@@ -46,10 +47,10 @@ from timebank.api.schemas import (
     ReferralIn,
     TransactionOut,
 )
-from timebank.api.transactions import written_out
+from timebank.api.transactions import account_owners, written_out
 from timebank.auth.access import Actor
 from timebank.auth.errors import Forbidden
-from timebank.keys import DIRECTORY, KEYS, LEDGER, LOG, POOLS
+from timebank.keys import DIRECTORY, KEYS, LEDGER, LOG, POOLS, VERIFIER
 from timebank.ledger.errors import ValidationError
 from timebank.ledger.models import Community, Outcome, TransactionKind, TransactionRequest
 from timebank.pools.models import Charter, Decision, LevyPayer, LevyRule, RequestState
@@ -123,11 +124,26 @@ def pool_out(pool: Pool) -> PoolOut:
     )
 
 
-def request_out(help_request: HelpRequest) -> HelpRequestOut:
+async def requests_out(
+    request: web.Request, community_id: uuid.UUID, help_requests: Sequence[HelpRequest]
+) -> list[HelpRequestOut]:
+    """The requests with their beneficiaries' names, which the managers deciding
+    read (the directory's first page need not show them)."""
+    parties = await request.app[DIRECTORY].parties(
+        community_id, [help_request.beneficiary_id for help_request in help_requests]
+    )
+    return [
+        request_out(help_request, parties[help_request.beneficiary_id][1])
+        for help_request in help_requests
+    ]
+
+
+def request_out(help_request: HelpRequest, beneficiary_name: str) -> HelpRequestOut:
     return HelpRequestOut(
         id=help_request.id,
         pool=help_request.pool_id,
         beneficiary=help_request.beneficiary_id,
+        beneficiary_name=beneficiary_name,
         unit=help_request.unit_code,
         amount=help_request.amount,
         reason=help_request.reason,
@@ -236,8 +252,8 @@ async def donate(request: web.Request) -> web.Response:
     retry gives once."""
     community, actor, pool = await _pool_of(request)
     body = body_of(request, DonationIn)
-    owners = await _account_owner(request, community, body.from_)
-    actor.require_transaction_write(owners)
+    owners = await account_owners(request, community, [body.from_])
+    actor.require_transaction_write(owners.values())
     ledger_request = TransactionRequest.transfer(
         id=body.id,
         community_id=community.id,
@@ -252,13 +268,6 @@ async def donate(request: web.Request) -> web.Response:
     result = await request.app[LEDGER].post(ledger_request)
     status = 201 if result.outcome is Outcome.CREATED else 200
     return respond(written_out(ledger_request, result, community), status)
-
-
-async def _account_owner(
-    request: web.Request, community: Community, account_id: uuid.UUID
-) -> list[uuid.UUID]:
-    owners = await request.app[DIRECTORY].account_owners(community.id, [account_id])
-    return [owners[account_id]] if account_id in owners else []
 
 
 @api.operation(
@@ -285,7 +294,8 @@ async def ask(request: web.Request) -> web.Response:
         amount=body.amount,
         reason=body.reason,
     )
-    return respond(request_out(help_request), 201 if created else 200)
+    (out,) = await requests_out(request, community.id, [help_request])
+    return respond(out, 201 if created else 200)
 
 
 @api.operation(
@@ -326,7 +336,8 @@ async def list_requests(request: web.Request) -> web.Response:
         if len(items) > query.limit
         else None
     )
-    return respond(HelpRequestsPage(items=[request_out(r) for r in page], next_cursor=next_cursor))
+    items_out = await requests_out(request, community.id, page)
+    return respond(HelpRequestsPage(items=items_out, next_cursor=next_cursor))
 
 
 @api.operation(
@@ -367,6 +378,7 @@ async def decide(request: web.Request) -> web.Response:
     if body.signed is not None:
         signature = await verified_pool_decision(
             request.app[KEYS],
+            request.app[VERIFIER],
             community_id=community.id,
             origin=await request.app[LOG].origin(community.id, community.slug),
             signed=decode(body.signed.decision, "decision"),
@@ -385,7 +397,8 @@ async def decide(request: web.Request) -> web.Response:
         decision=Decision(body.decision),
         signature=signature,
     )
-    return respond(request_out(help_request))
+    (out,) = await requests_out(request, community.id, [help_request])
+    return respond(out)
 
 
 def _request_id(request: web.Request) -> uuid.UUID:
@@ -405,7 +418,8 @@ async def withdraw(request: web.Request) -> web.Response:
     help_request = await request.app[POOLS].withdraw(
         community.id, _request_id(request), pool_id=pool.id, by=_person(actor)
     )
-    return respond(request_out(help_request))
+    (out,) = await requests_out(request, community.id, [help_request])
+    return respond(out)
 
 
 @api.operation(

@@ -292,12 +292,6 @@ class ClientList(BaseModel):
 # Accounts.
 
 
-class OwnerOut(BaseModel):
-    id: uuid.UUID
-    kind: Literal["member", "organization", "pool", "community"]
-    display_name: str
-
-
 class AccountOut(BaseModel):
     id: uuid.UUID
     community: str
@@ -447,11 +441,21 @@ class TransactionBody(RootModel[TransactionIn]):
     """A transfer, or a balanced set of postings."""
 
 
+class OwnerOut(BaseModel):
+    id: uuid.UUID
+    kind: Literal["member", "organization", "pool", "community"]
+    display_name: str
+
+
 class PostingOut(BaseModel):
     account: uuid.UUID
     amount: int
     balance_after: int | None = Field(
         default=None, description="The account's balance after it; only on reads of posted ones."
+    )
+    owner: OwnerOut | None = Field(
+        default=None,
+        description="Who holds the account (their kind and name), on reads of one transaction.",
     )
 
 
@@ -990,6 +994,7 @@ class HelpRequestOut(BaseModel):
     id: uuid.UUID
     pool: uuid.UUID
     beneficiary: uuid.UUID
+    beneficiary_name: str = Field(description="The beneficiary's display name.")
     unit: str
     amount: int
     reason: str

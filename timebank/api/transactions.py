@@ -10,7 +10,13 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from aiohttp import web
 
 from timebank.api.authentication import authenticate
-from timebank.api.context import actor_by_id, community_actor, named_community_actor, path_uuid
+from timebank.api.context import (
+    actor_by_id,
+    community_actor,
+    named_community_actor,
+    owners_out,
+    path_uuid,
+)
 from timebank.api.contract import body_of, query_of, respond
 from timebank.api.log import checkpoint_out
 from timebank.api.problems import status_for
@@ -37,7 +43,7 @@ from timebank.api.schemas import (
 from timebank.auth.access import Actor, Scope
 from timebank.auth.errors import Forbidden
 from timebank.errors import NotFound, TimebankError
-from timebank.keys import CURRENCY, DIRECTORY, IDENTITIES, KEYS, LEDGER, LOG, POOLS
+from timebank.keys import CURRENCY, DIRECTORY, IDENTITIES, KEYS, LEDGER, LOG, POOLS, VERIFIER
 from timebank.ledger.errors import (
     BatchTooLarge,
     DatabaseUnavailable,
@@ -130,6 +136,7 @@ async def _payer_signature(
     origin = await request.app[LOG].origin(community.id, community.slug)
     return await verified_intent(
         keys,
+        request.app[VERIFIER],
         community_id=community.id,
         origin=origin,
         signed=decode(signed.intent, "intent"),
@@ -305,7 +312,7 @@ def stored_out(transaction: Transaction, community: Community) -> TransactionOut
     )
 
 
-async def _owners(
+async def account_owners(
     request: web.Request, community: Community, account_ids: Iterable[uuid.UUID]
 ) -> dict[uuid.UUID, uuid.UUID]:
     return await request.app[DIRECTORY].account_owners(community.id, list(set(account_ids)))
@@ -352,7 +359,9 @@ async def post_transaction(request: web.Request) -> web.Response:
     await refuse_backed_accounts(
         request, community.id, (posting.account_id for posting in ledger_request_.postings)
     )
-    owners = await _owners(request, community, (p.account_id for p in ledger_request_.postings))
+    owners = await account_owners(
+        request, community, (p.account_id for p in ledger_request_.postings)
+    )
     check_write(actor, ledger_request_, owners)
     signature = await _payer_signature(request, body, community, actor, owners)
     store = request.app[LEDGER]
@@ -400,7 +409,9 @@ async def post_batch(request: web.Request) -> web.Response:
     await refuse_backed_accounts(
         request, community.id, (p.account_id for r in requests for p in r.postings)
     )
-    owners = await _owners(request, community, (p.account_id for r in requests for p in r.postings))
+    owners = await account_owners(
+        request, community, (p.account_id for r in requests for p in r.postings)
+    )
     store = request.app[LEDGER]
     required = await request.app[KEYS].policy(community.id) == "required"
     pairs = list(zip(body.transactions, requests, strict=True))
@@ -497,7 +508,7 @@ async def _transaction_and_actor(
 async def _leg_owners(
     request: web.Request, transaction: Transaction, community: Community
 ) -> dict[uuid.UUID, uuid.UUID]:
-    return await _owners(request, community, (p.account_id for p in transaction.postings))
+    return await account_owners(request, community, (p.account_id for p in transaction.postings))
 
 
 @api.operation(
@@ -517,7 +528,7 @@ async def get_transaction(request: web.Request) -> web.Response:
     )
     owners = await _leg_owners(request, transaction, community)
     actor.require_transaction_read(owners.values())
-    return respond(await _stored_with_signatures(request, community, transaction.id))
+    return respond(await _stored_with_signatures(request, community, transaction.id, owners))
 
 
 SIGNATURE_ERRORS_OF_RESOLUTIONS = (
@@ -618,7 +629,7 @@ async def _resolve(request: web.Request, decision: intents.AckDecision) -> web.R
                 await store.confirm_signed(community.id, transaction.id, signature)
             else:
                 await store.void_signed(community.id, transaction.id, signature)
-    return respond(await _stored_with_signatures(request, community, transaction.id))
+    return respond(await _stored_with_signatures(request, community, transaction.id, owners))
 
 
 @contextlib.asynccontextmanager
@@ -667,6 +678,7 @@ async def _payee_ack(
         signers |= _signers_for(actor, owner)
     return await verified_ack(
         keys,
+        request.app[VERIFIER],
         community_id=community.id,
         origin=await request.app[LOG].origin(community.id, community.slug),
         signed=decode(body.signed.ack, "ack"),
@@ -716,6 +728,7 @@ async def _payer_confirmation(
     origin = await request.app[LOG].origin(community.id, community.slug)
     return await verified_intent(
         keys,
+        request.app[VERIFIER],
         community_id=community.id,
         origin=origin,
         signed=signed,
@@ -788,11 +801,20 @@ async def _intent_amount(store: LedgerStore, transaction: Transaction) -> int | 
 
 
 async def _stored_with_signatures(
-    request: web.Request, community: Community, transaction_id: uuid.UUID
+    request: web.Request,
+    community: Community,
+    transaction_id: uuid.UUID,
+    owners: dict[uuid.UUID, uuid.UUID],
 ) -> TransactionOut:
+    """The transaction as its parties read it: who holds each account (so that a
+    member sees the other person's name, whether or not the directory's first page
+    showed it), the amount to sign for a pending one, its signatures."""
     store = request.app[LEDGER]
     transaction = await store.transaction(community.id, transaction_id)
     out = stored_out(transaction, community)
+    shown = await owners_out(request, community.id, owners.values())
+    for posting in out.postings:
+        posting.owner = shown[owners[posting.account]]
     if transaction.state is TransactionState.PENDING:
         out.intent_amount = await _intent_amount(store, transaction)
     out.signatures = [

@@ -21,6 +21,7 @@ from timebank.signing.errors import (
     SignatureMalformed,
 )
 from timebank.signing.keys import KeyStore, MemberKey
+from timebank.signing.verifier import SignatureVerifier
 
 T = TypeVar("T")
 
@@ -61,8 +62,10 @@ async def live_key(
     return key
 
 
-def verified(key: MemberKey, message: bytes, signature: bytes) -> None:
-    if not intents.verify_signature(
+async def verified(
+    verifier: SignatureVerifier, key: MemberKey, message: bytes, signature: bytes
+) -> None:
+    if not await verifier.verify(
         intents.KeyAlgorithm(key.algorithm), key.public_key, message, signature
     ):
         raise SignatureInvalid(f"the signature does not verify with key {key.key_id}")
@@ -70,6 +73,7 @@ def verified(key: MemberKey, message: bytes, signature: bytes) -> None:
 
 async def verified_intent(
     keys: KeyStore,
+    verifier: SignatureVerifier,
     *,
     community_id: uuid.UUID,
     origin: str,
@@ -99,12 +103,13 @@ async def verified_intent(
         )
     )
     key = await live_key(keys, community_id, intent.key_id, signers, cached=True)
-    verified(key, signed, signature)
+    await verified(verifier, key, signed, signature)
     return StoredSignature("intent", signed, signature, key.key_id)
 
 
 async def verified_ack(
     keys: KeyStore,
+    verifier: SignatureVerifier,
     *,
     community_id: uuid.UUID,
     origin: str,
@@ -125,12 +130,13 @@ async def verified_ack(
     if ack.decision is not decision:
         raise SignatureMalformed(f"this acknowledgement says {ack.decision.value}")
     key = await live_key(keys, community_id, ack.key_id, signers)
-    verified(key, signed, signature)
+    await verified(verifier, key, signed, signature)
     return StoredSignature("ack", signed, signature, key.key_id)
 
 
 async def verified_pool_decision(
     keys: KeyStore,
+    verifier: SignatureVerifier,
     *,
     community_id: uuid.UUID,
     origin: str,
@@ -148,5 +154,5 @@ async def verified_pool_decision(
         )
     )
     key = await live_key(keys, community_id, document.key_id, {manager_id})
-    verified(key, signed, signature)
+    await verified(verifier, key, signed, signature)
     return StoredSignature("decision", signed, signature, key.key_id)

@@ -57,7 +57,8 @@ function describePending(transaction, mine) {
     payee,
     unit: unitCode,
     mineToAnswer,
-    name: other ? nameOfAccount(other.account) : "?",
+    // The service names who holds each account, in or out of the directory's first page.
+    name: other ? other.owner?.display_name || nameOfAccount(other.account) : "?",
     amount: formatAmount(Math.abs(own.amount), unit, language()),
   };
 }

@@ -3,6 +3,7 @@
 // camera where the browser reads QR codes itself (BarcodeDetector), or pasted.
 // Scan, check, pay: a signed payment, posted at once. Loaded only when opened.
 
+import * as api from "./api.js";
 import { signedIntent } from "./crypto.js";
 import { h, mount } from "./dom.js";
 import { t } from "./i18n.js";
@@ -140,12 +141,31 @@ async function pay(asked, amount) {
   return !left ? "sent" : left.error ? left.error : "waiting";
 }
 
-function confirmPayment(app, asked) {
-  const unit = unitOf(asked.unit);
-  if (!unit || !ownAccountFor(asked.unit) || asked.to === ownAccountFor(asked.unit)) {
-    return [heading(t("pay_title")), h("p", { class: "error" }, t("not_a_code")), h("a", { href: "#/pay" }, t("pay_title"))];
+function notACode() {
+  return [heading(t("pay_title")), h("p", { class: "error" }, t("not_a_code")), h("a", { href: "#/pay" }, t("pay_title"))];
+}
+
+// Who holds the account a code pays, as the service names them (a code carries no
+// name, so that a forged one cannot show a trusted name); the directory's names
+// already read do; "?" offline, where the payment waits to be sent anyway.
+async function holderName(accountId) {
+  const known = nameOfAccount(accountId);
+  if (known !== "?") return known;
+  try {
+    const slug = context.membership.community;
+    return (await api.get(`/v1/communities/${slug}/accounts/${accountId}/owner`)).display_name;
+  } catch (error) {
+    if (error instanceof api.NetworkError) return "?";
+    if (error instanceof api.ApiError && error.status === 404) return null;
+    throw error;
   }
-  const name = nameOfAccount(asked.to);
+}
+
+async function confirmPayment(app, asked) {
+  const unit = unitOf(asked.unit);
+  if (!unit || !ownAccountFor(asked.unit) || asked.to === ownAccountFor(asked.unit)) return notACode();
+  const name = await holderName(asked.to);
+  if (name === null) return notACode();
   const submit = async (event) => {
     event.preventDefault();
     const amount = asked.amount ?? readAmount(event.target, unit, "pay-");

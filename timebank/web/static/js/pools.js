@@ -72,7 +72,7 @@ async function decide(pool, request, decision) {
 
 function requestToDecide(pool, request, app) {
   const decided = request.decisions.some((d) => d.manager === context.membership.party_id);
-  const who = context.members.find((m) => m.party_id === request.beneficiary)?.display_name || "?";
+  const who = request.beneficiary_name;
   return h("li", { class: "card" },
     h("p", {}, t("asks", { name: who, amount: amountText(request.amount, request.unit) })),
     request.reason ? h("p", { class: "small" }, request.reason) : null,

@@ -1,0 +1,81 @@
+"""Signatures verified on worker threads: the same answers as on the event loop, for
+Ed25519 and P-256 alike, with the work done off the loop's thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+from timebank.signing import intents
+from timebank.signing.verifier import SignatureVerifier
+
+MESSAGE = b'{"amount":90,"type":"transfer","v":1}'
+
+
+def ed25519_case() -> tuple[intents.KeyAlgorithm, bytes, bytes]:
+    key = Ed25519PrivateKey.generate()
+    return intents.KeyAlgorithm.ED25519, key.public_key().public_bytes_raw(), key.sign(MESSAGE)
+
+
+def p256_case() -> tuple[intents.KeyAlgorithm, bytes, bytes]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    public = key.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    r, s = decode_dss_signature(key.sign(MESSAGE, ec.ECDSA(hashes.SHA256())))
+    # WebCrypto's form: r and s, 32 bytes each.
+    return intents.KeyAlgorithm.P256, public, r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+
+@pytest.mark.parametrize("threads", [0, 1, 2])
+@pytest.mark.parametrize("case", [ed25519_case, p256_case])
+async def test_the_verdicts_are_the_same_on_threads_and_on_the_loop(
+    threads: int, case: object
+) -> None:
+    assert callable(case)
+    algorithm, public_key, signature = case()
+    checks = SignatureVerifier(threads)
+    try:
+        assert await checks.verify(algorithm, public_key, MESSAGE, signature)
+        assert not await checks.verify(algorithm, public_key, MESSAGE + b" ", signature)
+        flipped = bytes([signature[0] ^ 1]) + signature[1:]
+        assert not await checks.verify(algorithm, public_key, MESSAGE, flipped)
+        assert not await checks.verify(algorithm, b"\x00" * 5, MESSAGE, signature)
+    finally:
+        checks.close()
+
+
+async def test_many_verifications_run_on_the_workers_not_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each verification is done by one of the worker threads, and all of them
+    answer right when many are asked at once."""
+    seen_threads: set[str] = set()
+    verify = intents.verify_signature
+
+    def recording(*arguments: object) -> bool:
+        seen_threads.add(threading.current_thread().name)
+        return verify(*arguments)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(intents, "verify_signature", recording)
+    algorithm, public_key, signature = ed25519_case()
+    checks = SignatureVerifier(2)
+    try:
+        verdicts = await asyncio.gather(
+            *(
+                checks.verify(algorithm, public_key, MESSAGE + (b"" if i % 2 else b"!"), signature)
+                for i in range(64)
+            )
+        )
+    finally:
+        checks.close()
+    assert verdicts == [bool(i % 2) for i in range(64)]
+    assert seen_threads
+    assert all(name.startswith("timebank-verify") for name in seen_threads)
+    assert threading.current_thread().name not in seen_threads
