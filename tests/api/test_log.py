@@ -3,6 +3,7 @@ keys, entries that hash to the checkpoint's root, and proofs that check out."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -12,7 +13,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tests.api.conftest import ApiClient
 from tests.api.world import World, build_world, expect, transfer
+from timebank.keys import DATABASE_POOL
 from timebank.log import merkle
+from timebank.log import queries as log_queries
 from timebank.log.audit import verify_bundle
 from timebank.log.note import (
     COSIGNATURE_V1_TYPE,
@@ -34,6 +37,39 @@ async def checkpoint_of(api: ApiClient, world: World) -> dict[str, object]:
         200,
     )
     return body
+
+
+async def test_a_checkpoint_asked_for_while_another_is_being_signed_covers_the_log(
+    api: ApiClient, world: World
+) -> None:
+    """While someone else (here a test connection, standing for the background
+    checkpointer of another process) holds the community's checkpoint lock, a
+    checkpoint asked for waits, then covers every entry logged before the call, not
+    only those of the latest checkpoint."""
+    earlier = await checkpoint_of(api, world)
+    await expect(
+        await api.post(
+            "/v1/transactions",
+            json=transfer(world, world.alice, world.bob, 15),
+            headers=world.alice.auth,
+        ),
+        201,
+    )
+    pool = api.app[DATABASE_POOL]
+    community_id = await pool.fetchval("SELECT id FROM communities WHERE slug = $1", world.slug)
+    logged = await pool.fetchval(
+        "SELECT count(*) FROM log_entries WHERE community_id = $1", community_id
+    )
+    async with pool.acquire() as holder:
+        locked = holder.transaction()
+        await locked.start()
+        assert await holder.fetchval(log_queries.TRY_LOCK_COMMUNITY, community_id)
+        asked = asyncio.ensure_future(checkpoint_of(api, world))
+        await asyncio.sleep(0.5)
+        assert not asked.done()
+        await locked.rollback()
+    answered = await asked
+    assert answered["tree_size"] == logged > earlier["tree_size"]
 
 
 async def test_checkpoints_entries_and_proofs_check_out(api: ApiClient, world: World) -> None:
@@ -92,9 +128,9 @@ async def test_checkpoints_entries_and_proofs_check_out(api: ApiClient, world: W
     second = parse_checkpoint(
         verify_note(str((await checkpoint_of(api, world))["note"]), verifiers).body
     )
-    # At least one entry more: the first may not have covered the whole log (when the
-    # background checkpointer held the community's lock, the latest one is served).
-    assert second.tree_size > checkpoint.tree_size
+    # Exactly one entry more: each answer covers the whole log as it was when asked,
+    # even when the background checkpointer was signing at that moment.
+    assert second.tree_size == checkpoint.tree_size + 1
     consistency = await expect(
         await api.get(
             f"/v1/communities/{world.slug}/log/proofs/consistency",

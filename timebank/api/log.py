@@ -112,12 +112,17 @@ async def get_checkpoint(request: web.Request) -> web.Response:
 )
 async def create_checkpoint(request: web.Request) -> web.Response:
     """Signs a checkpoint of everything logged so far (or answers the latest when
-    nothing is new)."""
+    nothing is new). When the background checkpointer (of this process or another)
+    is signing at that moment, waits for its checkpoint: the answer always covers
+    every entry logged before the call."""
     community, actor = await community_actor(request, request.match_info["slug"])
     _require_reader(actor)
     log = request.app[LOG]
-    checkpoint = await log.checkpoint(community.id, community.slug)
-    return respond(checkpoint_out(checkpoint or await _latest(request, community)))
+    logged = await log.size(community.id)
+    checkpoint = await log.checkpoint_covering(community.id, community.slug, logged)
+    if checkpoint is None:
+        raise DatabaseUnavailable("a checkpoint is being signed; retry in a moment")
+    return respond(checkpoint_out(checkpoint))
 
 
 @api.operation(
