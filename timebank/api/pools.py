@@ -15,6 +15,7 @@ from timebank.api.context import (
     cursor_uuid,
     decode_cursor,
     encode_cursor,
+    owners_out,
     path_uuid,
 )
 from timebank.api.contract import body_of, query_of, respond
@@ -50,7 +51,7 @@ from timebank.api.schemas import (
 from timebank.api.transactions import account_owners, written_out
 from timebank.auth.access import Actor
 from timebank.auth.errors import Forbidden
-from timebank.keys import DIRECTORY, KEYS, LEDGER, LOG, POOLS, VERIFIER
+from timebank.keys import KEYS, LEDGER, LOG, POOLS, VERIFIER
 from timebank.ledger.errors import ValidationError
 from timebank.ledger.models import Community, Outcome, TransactionKind, TransactionRequest
 from timebank.pools.models import Charter, Decision, LevyPayer, LevyRule, RequestState
@@ -129,11 +130,11 @@ async def requests_out(
 ) -> list[HelpRequestOut]:
     """The requests with their beneficiaries' names, which the managers deciding
     read (the directory's first page need not show them)."""
-    parties = await request.app[DIRECTORY].parties(
-        community_id, [help_request.beneficiary_id for help_request in help_requests]
+    beneficiaries = await owners_out(
+        request, community_id, (help_request.beneficiary_id for help_request in help_requests)
     )
     return [
-        request_out(help_request, parties[help_request.beneficiary_id][1])
+        request_out(help_request, beneficiaries[help_request.beneficiary_id].display_name)
         for help_request in help_requests
     ]
 
