@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from timebank.ledger.errors import (
     AccountsMustBeDifferent,
@@ -430,8 +431,10 @@ class Transaction:
     postings: tuple[StoredPosting, ...] = field(default=())
 
 
-@dataclass(frozen=True, slots=True)
-class StatementLine:
+class StatementLine(NamedTuple):
+    """One posting of an account's statement. A named tuple, not a dataclass: a
+    page builds fifty at a time, and a frozen dataclass took twice as long."""
+
     account_seq: int
     transaction_id: uuid.UUID
     kind: TransactionKind

@@ -65,6 +65,17 @@ SELECT $1, $2, $3, $4, coalesce($5, d.min_balance), coalesce($6, d.max_balance)
 RETURNING id
 """
 
+# The live holds `h` of the account `a` of a query, written inline: the set-returning
+# ledger_active_holds, called with clock_timestamp() (volatile), is not inlined by
+# the planner and cost a function scan on every read of an account.
+LIVE_HOLDS_OF_A = """
+  LEFT JOIN LATERAL (
+      SELECT (sum(-h.amount) FILTER (WHERE h.amount < 0))::bigint AS pending_debits,
+             (sum(h.amount) FILTER (WHERE h.amount > 0))::bigint AS pending_credits
+        FROM holds h
+       WHERE h.community_id = a.community_id AND h.account_id = a.id
+         AND h.expires_at > clock_timestamp()) h ON true"""
+
 # An account as the store reads it: `a` the account, `u` its unit, `h` its live holds.
 ACCOUNT_COLUMNS = """
 SELECT a.id, a.community_id, u.code AS unit_code, a.owner_id, a.purpose, a.status,
@@ -76,8 +87,8 @@ SELECT a.id, a.community_id, u.code AS unit_code, a.owner_id, a.purpose, a.statu
 
 SELECT_ACCOUNT = (
     ACCOUNT_COLUMNS
+    + LIVE_HOLDS_OF_A
     + """
-  LEFT JOIN LATERAL ledger_active_holds(a.community_id, ARRAY[a.id], clock_timestamp()) h ON true
  WHERE a.id = $1
 """
 )
@@ -153,46 +164,47 @@ SELECT t.id, t.community_id, t.kind, t.memo, t.category, t.reverses_id,
 # trip: one row per posting (the account's columns repeated), or a single row with
 # NULL posting columns when the page is empty. Keyset on the account's posting
 # sequence, never OFFSET.
-SELECT_STATEMENT = """
-SELECT a.id, a.community_id, u.code AS unit_code, a.owner_id, a.purpose, a.status,
-       a.min_balance, a.max_balance, a.balance, a.posting_count,
-       coalesce(h.pending_debits, 0) AS pending_debits,
-       coalesce(h.pending_credits, 0) AS pending_credits,
-       p.account_seq, p.transaction_id, p.kind, p.memo, p.category, p.amount,
-       p.balance_after, p.posted_at
-  FROM accounts a
-  JOIN units u ON u.community_id = a.community_id AND u.id = a.unit_id
-  LEFT JOIN LATERAL ledger_active_holds(a.community_id, ARRAY[a.id], clock_timestamp()) h
-         ON true
-  LEFT JOIN LATERAL (
-      SELECT p.account_seq, p.transaction_id, t.kind, t.memo, t.category, p.amount,
-             p.balance_after, p.posted_at
-        FROM postings p
-        JOIN transactions t ON t.community_id = p.community_id AND t.id = p.transaction_id
-       WHERE p.community_id = a.community_id AND p.account_id = a.id
-         AND p.account_seq < $3
-         AND ($4::timestamptz IS NULL OR p.posted_at >= $4)
-         AND ($5::timestamptz IS NULL OR p.posted_at < $5)
-       ORDER BY p.account_seq DESC
-       LIMIT $6) p ON true
- WHERE a.community_id = $1 AND a.id = $2
- ORDER BY p.account_seq DESC
+SELECT_STATEMENT = (
+    """
+SELECT s.*, p.seqs, p.transaction_ids, p.kinds, p.memos, p.categories, p.amounts,
+       p.balances_after, p.posted_ats
+  FROM ("""
+    + ACCOUNT_COLUMNS
+    + LIVE_HOLDS_OF_A
+    + """
+         WHERE a.community_id = $1 AND a.id = $2) s
+  CROSS JOIN LATERAL (
+      SELECT array_agg(p.account_seq ORDER BY p.account_seq DESC) AS seqs,
+             array_agg(p.transaction_id ORDER BY p.account_seq DESC) AS transaction_ids,
+             array_agg(t.kind::text ORDER BY p.account_seq DESC) AS kinds,
+             array_agg(t.memo ORDER BY p.account_seq DESC) AS memos,
+             array_agg(t.category ORDER BY p.account_seq DESC) AS categories,
+             array_agg(p.amount ORDER BY p.account_seq DESC) AS amounts,
+             array_agg(p.balance_after ORDER BY p.account_seq DESC) AS balances_after,
+             array_agg(p.posted_at ORDER BY p.account_seq DESC) AS posted_ats
+        FROM (SELECT p.account_seq, p.transaction_id, p.amount, p.balance_after, p.posted_at
+                FROM postings p
+               WHERE p.community_id = s.community_id AND p.account_id = s.id
+                 AND p.account_seq < $3
+                 AND ($4::timestamptz IS NULL OR p.posted_at >= $4)
+                 AND ($5::timestamptz IS NULL OR p.posted_at < $5)
+               ORDER BY p.account_seq DESC
+               LIMIT $6) p
+        JOIN transactions t ON t.community_id = s.community_id AND t.id = p.transaction_id) p
 """
+)
 
 SELECT_BALANCE_AT = "SELECT ledger_balance_at($1, $2, $3)"
 
 # The accounts of some owners as they stand, with their reservations.
-SELECT_ACCOUNTS_OF_OWNERS = """
-SELECT a.id, a.community_id, u.code AS unit_code, a.owner_id, a.purpose, a.status,
-       a.min_balance, a.max_balance, a.balance, a.posting_count,
-       coalesce(h.pending_debits, 0) AS pending_debits,
-       coalesce(h.pending_credits, 0) AS pending_credits
-  FROM accounts a
-  JOIN units u ON u.community_id = a.community_id AND u.id = a.unit_id
-  LEFT JOIN LATERAL ledger_active_holds(a.community_id, ARRAY[a.id], clock_timestamp()) h ON true
+SELECT_ACCOUNTS_OF_OWNERS = (
+    ACCOUNT_COLUMNS
+    + LIVE_HOLDS_OF_A
+    + """
  WHERE a.community_id = $1 AND a.owner_id = ANY ($2::uuid[])
  ORDER BY a.owner_id, u.kind DESC, u.code, a.purpose
 """
+)
 
 # The journal, newest first, after a keyset (created_at, id); every filter optional.
 # A pending transaction past its expiry shows (and filters) as expired.

@@ -687,7 +687,7 @@ class LedgerStore:
         each left: one round trip."""
         if not 1 <= require_int(limit, "limit") <= STATEMENT_PAGE_SIZE_MAX:
             raise ValidationError(f"limit must be between 1 and {STATEMENT_PAGE_SIZE_MAX}")
-        rows = await self._fetch(
+        row = await self._fetchrow(
             queries.SELECT_STATEMENT,
             community_id,
             account_id,
@@ -696,24 +696,26 @@ class LedgerStore:
             posted_before,
             limit + 1,
         )
-        if not rows:
+        if row is None:
             raise UnknownAccount(account_id=str(account_id))
-        account = _account(rows[0])
+        account = _account(row)
+        seqs: list[int] = row["seqs"] or []
+        # The postings come as one array per column (fewer values to decode than a
+        # row per posting repeating the account), newest first.
         lines = tuple(
-            StatementLine(
-                account_seq=row["account_seq"],
-                transaction_id=row["transaction_id"],
-                kind=TransactionKind(row["kind"]),
-                memo=row["memo"],
-                category=row["category"],
-                amount=row["amount"],
-                balance_after=row["balance_after"],
-                posted_at=row["posted_at"],
+            map(
+                StatementLine,
+                seqs[:limit],
+                row["transaction_ids"] or (),
+                map(KINDS.__getitem__, row["kinds"] or ()),
+                row["memos"] or (),
+                row["categories"] or (),
+                row["amounts"] or (),
+                row["balances_after"] or (),
+                row["posted_ats"] or (),
             )
-            for row in rows[:limit]
-            if row["account_seq"] is not None
         )
-        next_before_seq = lines[-1].account_seq if len(rows) > limit else None
+        next_before_seq = lines[-1].account_seq if len(seqs) > limit else None
         return StatementPage(account=account, lines=lines, next_before_seq=next_before_seq)
 
     async def journal(
@@ -835,6 +837,7 @@ def _unit(row: asyncpg.Record) -> Unit:
 # Enum lookups by value, without the enum call's overhead (a thousand per batch).
 OUTCOMES = {outcome.value: outcome for outcome in Outcome}
 STATES = {state.value: state for state in TransactionState}
+KINDS = {kind.value: kind for kind in TransactionKind}
 
 
 def _signatures_of_entry(entry: bytes) -> list[StoredSignature]:
