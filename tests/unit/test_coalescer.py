@@ -161,3 +161,29 @@ async def test_a_caller_that_gave_up_before_sending_sends_nothing() -> None:
     sent = [item.id for batch in ledger.batches for item in batch]
     assert abandoned_request.id not in sent
     assert len(sent) == 2
+
+
+async def test_the_next_call_leaves_before_the_last_ones_callers_resume() -> None:
+    """When a call ends, the transactions waiting behind it are sent before its own
+    callers' continuations run: the database does not sit idle while they do."""
+    events: list[str] = []
+
+    async def post_many(
+        requests: Sequence[TransactionRequest],
+    ) -> list[TransactionResult | TimebankError]:
+        events.append(f"call of {len(requests)}")
+        await asyncio.sleep(0)
+        return [created(item) for item in requests]
+
+    coalescer = Coalescer(post_many, batch_size_max=64, in_flight_max=1)
+
+    async def post_then_note(item: TransactionRequest, name: str) -> None:
+        await coalescer.post(item)
+        events.append(f"{name} resumed")
+
+    first = asyncio.ensure_future(post_then_note(request(), "first"))
+    await asyncio.sleep(0)  # the first call is in flight
+    rest = [asyncio.ensure_future(post_then_note(request(), f"next {n}")) for n in range(2)]
+    await asyncio.gather(first, *rest)
+    assert events[:2] == ["call of 1", "call of 2"], events
+    assert events.index("call of 2") < events.index("first resumed")

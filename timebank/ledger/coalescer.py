@@ -97,7 +97,15 @@ class Coalescer(Generic[R]):
 
     async def _send(self, batch: list[tuple[R, asyncio.Future[TransactionResult]]]) -> None:
         try:
-            results = await self._post_many([request for request, _ in batch])
+            try:
+                results = await self._post_many([request for request, _ in batch])
+            finally:
+                # The slot is free as soon as the call ends: the next call is
+                # started before this batch's callers wake, so its task runs (and
+                # its query leaves) before their continuations, which then run
+                # while the database works instead of between its calls.
+                self._in_flight -= 1
+                self._dispatch()
         except BaseException as error:
             for _, future in batch:
                 if not future.done():
@@ -113,6 +121,3 @@ class Coalescer(Generic[R]):
                     future.set_exception(result)
                 else:
                     future.set_result(result)
-        finally:
-            self._in_flight -= 1
-            self._dispatch()
