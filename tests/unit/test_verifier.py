@@ -79,3 +79,61 @@ async def test_many_verifications_run_on_the_workers_not_the_event_loop(
     assert seen_threads
     assert all(name.startswith("timebank-verify") for name in seen_threads)
     assert threading.current_thread().name not in seen_threads
+
+
+async def test_checks_asked_together_go_to_the_workers_in_one_hand_over(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Sixty-four checks asked in one turn of the loop reach the workers in one
+    hand-over (a share per worker), not in sixty-four."""
+    hand_overs: list[int] = []
+    hand_over = SignatureVerifier._hand_over
+
+    def counting(self: SignatureVerifier, loop: asyncio.AbstractEventLoop) -> None:
+        hand_overs.append(len(self._asked))
+        hand_over(self, loop)
+
+    monkeypatch.setattr(SignatureVerifier, "_hand_over", counting)
+    algorithm, public_key, signature = ed25519_case()
+    checks = SignatureVerifier(2)
+    try:
+        verdicts = await asyncio.gather(
+            *(checks.verify(algorithm, public_key, MESSAGE, signature) for _ in range(64))
+        )
+    finally:
+        checks.close()
+    assert all(verdicts)
+    assert hand_overs == [64]
+
+
+async def test_a_caller_that_gives_up_leaves_the_others_their_verdicts() -> None:
+    algorithm, public_key, signature = ed25519_case()
+    checks = SignatureVerifier(1)
+    try:
+        abandoned = asyncio.ensure_future(checks.verify(algorithm, public_key, MESSAGE, signature))
+        kept = asyncio.ensure_future(checks.verify(algorithm, public_key, MESSAGE, signature))
+        await asyncio.sleep(0)
+        abandoned.cancel()
+        assert await kept
+        assert abandoned.cancelled()
+    finally:
+        checks.close()
+
+
+async def test_an_error_inside_a_verification_reaches_its_caller(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """verify_signature never raises on bad bytes; if it raised (a bug), the caller
+    sees the error instead of waiting forever."""
+
+    def broken(*arguments: object) -> bool:
+        raise ValueError("broken")
+
+    monkeypatch.setattr(intents, "verify_signature", broken)
+    algorithm, public_key, signature = ed25519_case()
+    checks = SignatureVerifier(1)
+    try:
+        with pytest.raises(ValueError, match="broken"):
+            await asyncio.wait_for(checks.verify(algorithm, public_key, MESSAGE, signature), 5)
+    finally:
+        checks.close()
