@@ -90,7 +90,7 @@ async def test_checks_asked_together_go_to_the_workers_in_one_hand_over(
     hand_over = SignatureVerifier._hand_over
 
     def counting(self: SignatureVerifier, loop: asyncio.AbstractEventLoop) -> None:
-        hand_overs.append(len(self._asked))
+        hand_overs.append(len(self._asked[loop]))
         hand_over(self, loop)
 
     monkeypatch.setattr(SignatureVerifier, "_hand_over", counting)
@@ -137,3 +137,38 @@ async def test_an_error_inside_a_verification_reaches_its_caller(
             await asyncio.wait_for(checks.verify(algorithm, public_key, MESSAGE, signature), 5)
     finally:
         checks.close()
+
+
+def test_one_verifier_serves_event_loops_on_two_threads_each_its_own_verdicts() -> None:
+    """Checks asked from two event loops at once (each on its thread) are answered
+    on the loop that asked, each with its own verdict."""
+    checks = SignatureVerifier(2)
+    algorithm, public_key, signature = ed25519_case()
+    outcomes: dict[str, list[bool]] = {}
+    start = threading.Barrier(2)
+
+    def run(name: str, valid: bool) -> None:
+        message = MESSAGE if valid else MESSAGE + b"!"
+
+        async def ask() -> list[bool]:
+            start.wait()
+            return list(
+                await asyncio.gather(
+                    *(checks.verify(algorithm, public_key, message, signature) for _ in range(50))
+                )
+            )
+
+        outcomes[name] = asyncio.run(ask())
+
+    threads = [
+        threading.Thread(target=run, args=("valid", True)),
+        threading.Thread(target=run, args=("forged", False)),
+    ]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    finally:
+        checks.close()
+    assert outcomes == {"valid": [True] * 50, "forged": [False] * 50}

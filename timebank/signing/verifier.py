@@ -51,8 +51,9 @@ class SignatureVerifier:
     def __init__(self, threads: int) -> None:
         assert threads >= 0
         self._shares: queue.SimpleQueue[_Share | None] = queue.SimpleQueue()
-        # Asked during this turn of the loop, not yet handed to the workers.
-        self._asked: list[_Check] = []
+        # Asked during this turn of each event loop, not yet handed to the workers
+        # (one list per loop: each is touched only by its loop's thread).
+        self._asked: dict[asyncio.AbstractEventLoop, list[_Check]] = {}
         self._workers = [
             threading.Thread(target=self._work, name=f"timebank-verify_{number}", daemon=True)
             for number in range(threads)
@@ -73,14 +74,16 @@ class SignatureVerifier:
             return intents.verify_signature(algorithm, public_key, message, signature)
         loop = asyncio.get_running_loop()
         verdict: asyncio.Future[bool] = loop.create_future()
-        if not self._asked:
+        asked = self._asked.get(loop)
+        if asked is None:
+            asked = self._asked[loop] = []
             loop.call_soon(self._hand_over, loop)
-        self._asked.append(_Check(algorithm, public_key, message, signature, verdict))
+        asked.append(_Check(algorithm, public_key, message, signature, verdict))
         return await verdict
 
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
         """The checks asked during the last turn of the loop, one share per worker."""
-        asked, self._asked = self._asked, []
+        asked = self._asked.pop(loop)
         share_count = min(len(self._workers), len(asked))
         for first in range(share_count):
             self._shares.put(_Share(loop, asked[first::share_count]))
