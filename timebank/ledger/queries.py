@@ -161,9 +161,9 @@ SELECT t.id, t.community_id, t.kind, t.memo, t.category, t.reverses_id,
 """
 
 # The account as it stands and a page of its postings, newest first, in one round
-# trip: one row per posting (the account's columns repeated), or a single row with
-# NULL posting columns when the page is empty. Keyset on the account's posting
-# sequence, never OFFSET.
+# trip: one row, the account's columns and the page as one array per column (NULL
+# arrays when the page is empty); no row for an unknown account. Keyset on the
+# account's posting sequence, never OFFSET.
 SELECT_STATEMENT = (
     """
 SELECT s.*, p.seqs, p.transaction_ids, p.kinds, p.memos, p.categories, p.amounts,
