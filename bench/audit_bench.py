@@ -651,7 +651,10 @@ async def ledger_side(uri: str, log_directory: Path, *, logged: bool) -> LedgerS
     for member in members:
         await keys.get(community.id, member.key_id, cached=True)
     log = LogStore(pool, LogKeys(log_directory), "bench.timebank.example")
-    verifier = SignatureVerifier(settings.signature_verify_threads)
+    verifier = SignatureVerifier(
+        settings.signature_verify_threads,
+        idle_priority=settings.signature_verify_idle_priority,
+    )
     return LedgerSide(pool, store, keys, verifier, log, community.id, members)
 
 

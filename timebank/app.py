@@ -146,7 +146,10 @@ def create_app(settings: Settings, *, prepare: Preparation | None = None) -> web
             app[INVITATIONS] = InvitationStore(pool)
             app[WEBHOOKS] = Subscriptions(pool)
             app[KEYS] = KeyStore(pool, cache_ttl_s=settings.access_cache_ttl_s)
-            app[VERIFIER] = SignatureVerifier(settings.signature_verify_threads)
+            app[VERIFIER] = SignatureVerifier(
+                settings.signature_verify_threads,
+                idle_priority=settings.signature_verify_idle_priority,
+            )
             app[POOLS] = PoolStore(pool, store, levy_cache_ttl_s=settings.access_cache_ttl_s)
             app[POLICIES] = PolicyStore(pool, store)
             app[CURRENCY] = CurrencyStore(pool, store, cache_ttl_s=settings.access_cache_ttl_s)

@@ -4,6 +4,7 @@ Ed25519 and P-256 alike, with the work done off the loop's thread."""
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 
 import pytest
@@ -79,6 +80,34 @@ async def test_many_verifications_run_on_the_workers_not_the_event_loop(
     assert seen_threads
     assert all(name.startswith("timebank-verify") for name in seen_threads)
     assert threading.current_thread().name not in seen_threads
+
+
+@pytest.mark.parametrize("idle_priority", [True, False])
+async def test_the_workers_verify_at_idle_priority_only_when_asked(
+    monkeypatch: pytest.MonkeyPatch, idle_priority: bool
+) -> None:
+    """At idle priority (Linux SCHED_IDLE, per thread), the workers take only CPU
+    time nothing else wants; the event loop's thread keeps its own priority."""
+    policies: set[int] = set()
+    verify = intents.verify_signature
+
+    def recording(*arguments: object) -> bool:
+        policies.add(os.sched_getscheduler(0))
+        return verify(*arguments)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(intents, "verify_signature", recording)
+    algorithm, public_key, signature = ed25519_case()
+    loop_policy = os.sched_getscheduler(0)
+    checks = SignatureVerifier(2, idle_priority=idle_priority)
+    try:
+        verdicts = await asyncio.gather(
+            *(checks.verify(algorithm, public_key, MESSAGE, signature) for _ in range(16))
+        )
+    finally:
+        checks.close()
+    assert verdicts == [True] * 16
+    assert policies == ({os.SCHED_IDLE} if idle_priority else {loop_policy})
+    assert os.sched_getscheduler(0) == loop_policy != os.SCHED_IDLE
 
 
 async def test_checks_asked_together_go_to_the_workers_in_one_hand_over(

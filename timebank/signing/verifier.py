@@ -11,12 +11,23 @@ go to the workers together (one queue item per worker), and each worker answers
 its share with one wake-up of the loop. A `ThreadPoolExecutor` (a future, a lock
 and a wake-up per signature) cost the loop about a third of its time on a signed
 transfer, more than the parsing and checking of the intent.
+
+The workers may run at idle priority (Linux's SCHED_IDLE; the setting
+`signature_verify_idle_priority`): they then take only the CPU time that nothing
+else wants, so the event loop and PostgreSQL, which carry the transfers already
+verified to their commit, are never kept waiting behind a verification. With
+verification at normal priority on two cores, the loop's thread was often
+descheduled for PostgreSQL's backend in the middle of sending a batch (py-spy: a
+sixth of its samples inside one socket write), and signed transfers went 10 to
+20% slower (docs/scaling.md). The price: on a host whose CPUs other programs keep
+busy, verifications get almost no time, so signed requests slow down first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import queue
 import threading
 from dataclasses import dataclass
@@ -46,10 +57,12 @@ class _Share:
 
 class SignatureVerifier:
     """Verifies signatures on `threads` worker threads; with 0, on the caller's
-    thread (the event loop), as a plain function call."""
+    thread (the event loop), as a plain function call. `idle_priority`: the
+    workers run at idle priority where the system offers it (Linux)."""
 
-    def __init__(self, threads: int) -> None:
+    def __init__(self, threads: int, *, idle_priority: bool = False) -> None:
         assert threads >= 0
+        self._idle_priority = idle_priority
         self._shares: queue.SimpleQueue[_Share | None] = queue.SimpleQueue()
         # Asked during this turn of each event loop, not yet handed to the workers
         # (one list per loop: each is touched only by its loop's thread).
@@ -89,6 +102,8 @@ class SignatureVerifier:
             self._shares.put(_Share(loop, asked[first::share_count]))
 
     def _work(self) -> None:
+        if self._idle_priority:
+            lower_to_idle_priority()
         while (share := self._shares.get()) is not None:
             verdicts: list[bool | Exception] = []
             for check in share.checks:
@@ -110,6 +125,19 @@ class SignatureVerifier:
             self._shares.put(None)
         for worker in self._workers:
             worker.join()
+
+
+def lower_to_idle_priority() -> bool:
+    """Puts the calling thread at idle priority (SCHED_IDLE: Linux applies it to the
+    one thread); False where the system has no such policy or refuses it."""
+    policy = getattr(os, "SCHED_IDLE", None)
+    if policy is None:
+        return False
+    try:
+        os.sched_setscheduler(0, policy, os.sched_param(0))
+    except OSError:
+        return False
+    return True
 
 
 def _deliver(checks: list[_Check], verdicts: list[bool | Exception]) -> None:
