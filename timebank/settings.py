@@ -121,8 +121,9 @@ class Settings(BaseSettings):
     signature_verify_idle_priority: bool = Field(
         default=True,
         description="Run the signature workers at idle priority (Linux SCHED_IDLE), so that "
-        "requests already verified reach the database first; turn off on a host whose CPUs "
-        "other programs keep busy, where idle work gets almost no time.",
+        "requests already verified reach the database first; a signature left waiting 50 ms "
+        "(the CPUs kept busy by other programs) is verified by a rescuing thread at normal "
+        "priority.",
     )
     coalesce_in_flight_max: int = Field(
         default=1,

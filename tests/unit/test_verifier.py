@@ -98,7 +98,8 @@ async def test_the_workers_verify_at_idle_priority_only_when_asked(
     monkeypatch.setattr(intents, "verify_signature", recording)
     algorithm, public_key, signature = ed25519_case()
     loop_policy = os.sched_getscheduler(0)
-    checks = SignatureVerifier(2, idle_priority=idle_priority)
+    # (No rescue in this test: on a busy machine one could come at 50 ms.)
+    checks = SignatureVerifier(2, idle_priority=idle_priority, rescue_after_s=600)
     try:
         verdicts = await asyncio.gather(
             *(checks.verify(algorithm, public_key, MESSAGE, signature) for _ in range(16))
@@ -108,6 +109,54 @@ async def test_the_workers_verify_at_idle_priority_only_when_asked(
     assert verdicts == [True] * 16
     assert policies == ({os.SCHED_IDLE} if idle_priority else {loop_policy})
     assert os.sched_getscheduler(0) == loop_policy != os.SCHED_IDLE
+
+
+async def test_a_share_left_waiting_by_the_idle_workers_is_rescued_at_normal_priority(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """When the idle-priority workers get no CPU (here: the only one is stuck), a
+    check that waited `rescue_after_s` is verified by the rescuing thread, at
+    normal priority, and the stuck one still gets its own verdict later."""
+    stuck = threading.Event()
+    release = threading.Event()
+    verified_by: dict[bytes, tuple[str, int]] = {}
+    verify = intents.verify_signature
+
+    def recording(*arguments: object) -> bool:
+        message = arguments[2]
+        assert isinstance(message, bytes)
+        verified_by[message] = (threading.current_thread().name, os.sched_getscheduler(0))
+        if message == b"first":
+            stuck.set()
+            assert release.wait(10)
+        return verify(*arguments)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(intents, "verify_signature", recording)
+    key = Ed25519PrivateKey.generate()
+    public_key = key.public_key().public_bytes_raw()
+    checks = SignatureVerifier(1, idle_priority=True, rescue_after_s=0.05)
+    try:
+        first = asyncio.ensure_future(
+            checks.verify(intents.KeyAlgorithm.ED25519, public_key, b"first", key.sign(b"first"))
+        )
+        assert await asyncio.to_thread(stuck.wait, 10)
+        asked_at = asyncio.get_running_loop().time()
+        second = await asyncio.wait_for(
+            checks.verify(intents.KeyAlgorithm.ED25519, public_key, b"second", key.sign(b"second")),
+            timeout=10,
+        )
+        waited_s = asyncio.get_running_loop().time() - asked_at
+        assert second is True
+        assert not first.done()
+        release.set()
+        assert await asyncio.wait_for(first, timeout=10) is True
+    finally:
+        release.set()
+        checks.close()
+    assert 0.05 <= waited_s < 5
+    assert verified_by[b"first"] == ("timebank-verify_0", os.SCHED_IDLE)
+    assert verified_by[b"second"][0] == "timebank-verify_rescue"
+    assert verified_by[b"second"][1] != os.SCHED_IDLE
 
 
 async def test_checks_asked_together_go_to_the_workers_in_one_hand_over(

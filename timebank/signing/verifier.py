@@ -19,8 +19,10 @@ verified to their commit, are never kept waiting behind a verification. With
 verification at normal priority on two cores, the loop's thread was often
 descheduled for PostgreSQL's backend in the middle of sending a batch (py-spy: a
 sixth of its samples inside one socket write), and signed transfers went 10 to
-20% slower (docs/scaling.md). The price: on a host whose CPUs other programs keep
-busy, verifications get almost no time, so signed requests slow down first.
+20% slower (docs/scaling.md). Idle work gets almost no time on a CPU that other
+programs keep busy (an `audit verify` on the same host, say): so that signed
+requests are then slowed like the others rather than starved, a share that has
+waited `RESCUE_AFTER_S` is taken by a rescuing thread at normal priority.
 """
 
 from __future__ import annotations
@@ -28,12 +30,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import queue
 import threading
+import time
+from collections import deque
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from timebank.signing import intents
+
+# How long a share may wait for the idle-priority workers before the rescuing
+# thread (normal priority) verifies it: far above a share's usual wait (under a
+# millisecond), far below what a member would notice.
+RESCUE_AFTER_S = 0.05
 
 
 class _Check(NamedTuple):
@@ -53,6 +61,7 @@ class _Share:
 
     loop: asyncio.AbstractEventLoop
     checks: list[_Check]
+    handed_at: float  # time.monotonic()
 
 
 class SignatureVerifier:
@@ -60,10 +69,23 @@ class SignatureVerifier:
     thread (the event loop), as a plain function call. `idle_priority`: the
     workers run at idle priority where the system offers it (Linux)."""
 
-    def __init__(self, threads: int, *, idle_priority: bool = False) -> None:
+    def __init__(
+        self,
+        threads: int,
+        *,
+        idle_priority: bool = False,
+        rescue_after_s: float = RESCUE_AFTER_S,
+    ) -> None:
         assert threads >= 0
+        assert rescue_after_s > 0
         self._idle_priority = idle_priority
-        self._shares: queue.SimpleQueue[_Share | None] = queue.SimpleQueue()
+        self._rescue_after_s = rescue_after_s
+        # Shares waiting for a worker (deque: appends and pops are atomic), and
+        # one permit per share or stop (a permit may find the share rescued).
+        self._shares: deque[_Share] = deque()
+        self._permits = threading.Semaphore(0)
+        self._closing = False
+        self._closed = threading.Event()
         # Asked during this turn of each event loop, not yet handed to the workers
         # (one list per loop: each is touched only by its loop's thread).
         self._asked: dict[asyncio.AbstractEventLoop, list[_Check]] = {}
@@ -71,8 +93,13 @@ class SignatureVerifier:
             threading.Thread(target=self._work, name=f"timebank-verify_{number}", daemon=True)
             for number in range(threads)
         ]
-        for worker in self._workers:
-            worker.start()
+        self._rescuer = (
+            threading.Thread(target=self._rescue, name="timebank-verify_rescue", daemon=True)
+            if idle_priority and threads
+            else None
+        )
+        for thread in [*self._workers, *([self._rescuer] if self._rescuer else [])]:
+            thread.start()
 
     async def verify(
         self,
@@ -98,33 +125,67 @@ class SignatureVerifier:
         """The checks asked during the last turn of the loop, one share per worker."""
         asked = self._asked.pop(loop)
         share_count = min(len(self._workers), len(asked))
+        handed_at = time.monotonic()
         for first in range(share_count):
-            self._shares.put(_Share(loop, asked[first::share_count]))
+            self._shares.append(_Share(loop, asked[first::share_count], handed_at))
+            self._permits.release()
 
     def _work(self) -> None:
         if self._idle_priority:
             lower_to_idle_priority()
-        while (share := self._shares.get()) is not None:
-            verdicts: list[bool | Exception] = []
-            for check in share.checks:
+        while True:
+            self._permits.acquire()
+            try:
+                share = self._shares.popleft()
+            except IndexError:  # rescued meanwhile, or a stop
+                if self._closing:
+                    return
+                continue
+            _verify_share(share)
+
+    def _rescue(self) -> None:
+        """Verifies, at normal priority, the shares that waited too long for the
+        idle-priority workers (the oldest first)."""
+        while not self._closed.wait(self._rescue_after_s / 2):
+            while self._shares:
                 try:
-                    verdicts.append(
-                        intents.verify_signature(
-                            check.algorithm, check.public_key, check.message, check.signature
-                        )
-                    )
-                except Exception as error:  # a bug: raised to the caller, not lost here
-                    verdicts.append(error)
-            # A closed loop (RuntimeError) has nobody waiting any more.
-            with contextlib.suppress(RuntimeError):
-                share.loop.call_soon_threadsafe(_deliver, share.checks, verdicts)
+                    oldest = self._shares[0]
+                except IndexError:
+                    break
+                if time.monotonic() - oldest.handed_at < self._rescue_after_s:
+                    break
+                try:
+                    share = self._shares.popleft()  # the oldest, unless a worker took it
+                except IndexError:
+                    break
+                _verify_share(share)
 
     def close(self) -> None:
         """Waits for the verifications under way; no more may be asked after."""
+        self._closing = True
         for _ in self._workers:
-            self._shares.put(None)
+            self._permits.release()
         for worker in self._workers:
             worker.join()
+        self._closed.set()
+        if self._rescuer is not None:
+            self._rescuer.join()
+
+
+def _verify_share(share: _Share) -> None:
+    verdicts: list[bool | Exception] = []
+    for check in share.checks:
+        try:
+            verdicts.append(
+                intents.verify_signature(
+                    check.algorithm, check.public_key, check.message, check.signature
+                )
+            )
+        except Exception as error:  # a bug: raised to the caller, not lost here
+            verdicts.append(error)
+    # A closed loop (RuntimeError) has nobody waiting any more.
+    with contextlib.suppress(RuntimeError):
+        share.loop.call_soon_threadsafe(_deliver, share.checks, verdicts)
 
 
 def lower_to_idle_priority() -> bool:
