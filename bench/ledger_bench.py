@@ -8,8 +8,9 @@ measured in the same run (these machines are noisy, so only ratios travel).
 Measures (a) raw SQL double-entry transfers (one statement: insert, two balance
 updates, two entries; no checks) as the machine's ceiling, (b) the ledger's single
 transfers at 1, 8 and 32 concurrent callers, (c) atomic batches of 100 and 1,000
-against a raw set-based batch, and (d) an account's balance plus its latest page of
-history with 1,000,000 postings on that account, against a bare round trip.
+against a raw set-based batch, from one caller and (1,000) from two, and (d) an
+account's balance plus its latest page of history with 1,000,000 postings on that
+account, against a bare round trip.
 """
 
 from __future__ import annotations
@@ -44,7 +45,10 @@ from timebank.settings import Settings
 
 ACCOUNT_COUNT = 10_000
 CALLER_COUNTS = (1, 8, 32)
-BATCH_SIZES = (100, 1_000)
+# Atomic batches: (size, concurrent callers). One caller waits for each answer
+# before it sends the next batch; two keep the database busy meanwhile, as
+# several integrators (or one that pipelines) would.
+BATCH_RUNS = ((100, 1), (1_000, 1), (1_000, 2))
 # Batches built before the clock starts (beyond these, they are built while timed).
 PREPARED_TRANSFERS_MAX = 600_000
 STATEMENT_PAGE = 50
@@ -330,7 +334,7 @@ async def main(quick: bool, read_postings: int) -> int:
             )
 
         generator = random.Random(2026)
-        for size in BATCH_SIZES:
+        for size, callers in BATCH_RUNS:
             # Requests are built before the clock starts (building them is the client's
             # work; the raw batch gets its arrays ready-made too): as many as a short
             # calibration says the measurement will use, with a margin.
@@ -341,28 +345,38 @@ async def main(quick: bool, read_postings: int) -> int:
             calibrated_rate = 3 * size / (time.perf_counter() - started)
             batch_count = min(
                 PREPARED_TRANSFERS_MAX // size,
-                int(calibrated_rate * duration_s * rounds * 1.5 / size) + 4,
+                int(calibrated_rate * callers * duration_s * rounds * 1.5 / size) + 4,
             )
             prepared = [
                 [random_transfer(generator) for _ in range(size)] for _ in range(batch_count)
             ]
+            # The raw batch has no lock order: concurrent ones could deadlock. Each
+            # caller of it gets a lane of its own, the accounts whose number is its
+            # lane modulo the callers (a ceiling: no waits between callers), while
+            # the ledger's callers draw from all accounts and wait for each other.
+            lanes = [range(lane + 1, ACCOUNT_COUNT + 1, callers) for lane in range(callers)]
             raw_prepared = [
-                [sorted(generator.sample(range(1, ACCOUNT_COUNT + 1), 2)) for _ in range(size)]
-                for _ in range(batch_count * 3)
+                [
+                    [sorted(generator.sample(lane, 2)) for _ in range(size)]
+                    for _ in range(batch_count * 3 // callers)
+                ]
+                for lane in lanes
             ]
+            lane_of: dict[random.Random, int] = {}
 
             async def raw_batch(
                 generator: random.Random,
                 size: int = size,
-                raw_prepared: list[list[list[int]]] = raw_prepared,
+                raw_prepared: list[list[list[list[int]]]] = raw_prepared,
+                lanes: list[range] = lanes,
+                lane_of: dict[random.Random, int] = lane_of,
             ) -> int:
+                # Each run makes its callers' generators afresh: consecutive numbers.
+                lane = lane_of.setdefault(generator, len(lane_of)) % len(lanes)
                 pairs = (
-                    raw_prepared.pop()
-                    if raw_prepared
-                    else [
-                        sorted(generator.sample(range(1, ACCOUNT_COUNT + 1), 2))
-                        for _ in range(size)
-                    ]
+                    raw_prepared[lane].pop()
+                    if raw_prepared[lane]
+                    else [sorted(generator.sample(lanes[lane], 2)) for _ in range(size)]
                 )
                 await pool.execute(
                     RAW_BATCH,
@@ -392,7 +406,7 @@ async def main(quick: bool, read_postings: int) -> int:
                     f"raw SQL batch of {size} (ceiling)",
                     raw_batch,
                     ledger_batch,
-                    callers=1,
+                    callers=callers,
                     rounds=rounds,
                     duration_s=duration_s,
                     target=">= 20,000/s" if size == 1_000 else "",
