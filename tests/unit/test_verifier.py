@@ -8,6 +8,7 @@ import os
 import threading
 
 import pytest
+import structlog
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -109,6 +110,24 @@ async def test_the_workers_verify_at_idle_priority_only_when_asked(
     assert verdicts == [True] * 16
     assert policies == ({os.SCHED_IDLE} if idle_priority else {loop_policy})
     assert os.sched_getscheduler(0) == loop_policy != os.SCHED_IDLE
+
+
+async def test_a_system_refusing_idle_priority_is_logged_and_the_workers_verify_anyway(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refuse(*arguments: object) -> None:
+        raise PermissionError("sched_setscheduler refused")
+
+    monkeypatch.setattr(os, "sched_setscheduler", refuse)
+    algorithm, public_key, signature = ed25519_case()
+    with structlog.testing.capture_logs() as logs:
+        checks = SignatureVerifier(1, idle_priority=True)
+        try:
+            assert await checks.verify(algorithm, public_key, MESSAGE, signature)
+        finally:
+            checks.close()
+    assert [entry["event"] for entry in logs] == ["signature_verify_idle_priority_unavailable"]
+    assert logs[0]["log_level"] == "warning"
 
 
 async def test_a_share_left_waiting_by_the_idle_workers_is_rescued_at_normal_priority(

@@ -36,7 +36,11 @@ from collections import deque
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import structlog
+
 from timebank.signing import intents
+
+logger = structlog.get_logger(__name__)
 
 # How long a share may wait for the idle-priority workers before the rescuing
 # thread (normal priority) verifies it: far above a share's usual wait (under a
@@ -131,8 +135,11 @@ class SignatureVerifier:
             self._permits.release()
 
     def _work(self) -> None:
-        if self._idle_priority:
-            lower_to_idle_priority()
+        if self._idle_priority and not lower_to_idle_priority():
+            logger.warning(
+                "signature_verify_idle_priority_unavailable",
+                thread=threading.current_thread().name,
+            )
         while True:
             self._permits.acquire()
             try:
