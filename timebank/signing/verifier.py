@@ -102,8 +102,10 @@ class SignatureVerifier:
             if idle_priority and threads
             else None
         )
-        for thread in [*self._workers, *([self._rescuer] if self._rescuer else [])]:
-            thread.start()
+        for worker in self._workers:
+            worker.start()
+        if self._rescuer is not None:
+            self._rescuer.start()
 
     async def verify(
         self,
@@ -154,18 +156,10 @@ class SignatureVerifier:
         """Verifies, at normal priority, the shares that waited too long for the
         idle-priority workers (the oldest first)."""
         while not self._closed.wait(self._rescue_after_s / 2):
-            while self._shares:
-                try:
-                    oldest = self._shares[0]
-                except IndexError:
-                    break
-                if time.monotonic() - oldest.handed_at < self._rescue_after_s:
-                    break
-                try:
-                    share = self._shares.popleft()  # the oldest, unless a worker took it
-                except IndexError:
-                    break
-                _verify_share(share)
+            # Workers pop concurrently: each look at the deque may find it emptied.
+            with contextlib.suppress(IndexError):
+                while time.monotonic() - self._shares[0].handed_at >= self._rescue_after_s:
+                    _verify_share(self._shares.popleft())  # the oldest, unless a worker took it
 
     def close(self) -> None:
         """Waits for the verifications under way; no more may be asked after."""
