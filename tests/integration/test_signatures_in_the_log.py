@@ -5,6 +5,7 @@ resolution's, even when the service still holds the key in memory."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import asyncpg
@@ -16,6 +17,7 @@ from tests.integration.test_audit_bench_entries import (
     acknowledged,
     signed_transfer,
 )
+from timebank.ledger.errors import LimitExceeded
 from timebank.ledger.store import LedgerStore
 from timebank.log.store import LogKeys, LogStore
 from timebank.signing.errors import KeyRevoked
@@ -78,3 +80,36 @@ async def test_a_revoked_key_signs_no_post_and_the_others_of_its_batch_are_writt
         await signed_transfer(store, community, origin, alice, bob[0], 5)
     written = await signed_transfer(store, community, origin, bob, alice[0], 7)
     assert [s.key_id for s in await store.signatures(community.id, written[0])] == [bob[2]]
+
+
+async def test_one_call_writes_the_live_signers_and_refuses_the_others_each_by_name(
+    pool: asyncpg.Pool, store: LedgerStore, community: CommunityFixture, tmp_path: Path
+) -> None:
+    """Posts gathered into one database call (the first goes alone, the others wait
+    for it and leave together): a revoked key and a broken limit are refused by
+    name, the others are written with their own signatures (sql/0026)."""
+    origin = await LogStore(pool, LogKeys(tmp_path / "keys"), "sig.test").origin(
+        community.id, community.slug
+    )
+    alice = await a_member_with_a_key(pool, community, "alice")
+    bob = await a_member_with_a_key(pool, community, "bob")
+    carol = await a_member_with_a_key(pool, community, "carol")
+    await pool.execute(REVOKE_IN_SQL, community.id, bob[2])
+    entries_before = await pool.fetchval(COUNT_ENTRIES, community.id)
+
+    first, revoked, written, over_limit, last = await asyncio.gather(
+        signed_transfer(store, community, origin, alice, carol[0], 5),
+        signed_transfer(store, community, origin, bob, alice[0], 7),
+        signed_transfer(store, community, origin, carol, bob[0], 3),
+        signed_transfer(store, community, origin, alice, bob[0], 10**12),
+        signed_transfer(store, community, origin, carol, alice[0], 2),
+        return_exceptions=True,
+    )
+
+    assert isinstance(revoked, KeyRevoked)
+    assert isinstance(over_limit, LimitExceeded)
+    for posted, signer in ((first, alice), (written, carol), (last, carol)):
+        assert isinstance(posted, tuple)
+        [intent] = await store.signatures(community.id, posted[0])
+        assert (intent.signed, intent.key_id) == (posted[1], signer[2])
+    assert await pool.fetchval(COUNT_ENTRIES, community.id) == entries_before + 3
