@@ -266,6 +266,30 @@ async def test_the_payee_accepts_a_signed_pending_payment_with_a_signed_ack(
         assert not [v for v in await check_logs(connection) if v.rows[0]["community"] == world.slug]
 
 
+async def test_a_key_of_small_order_is_not_registered(api: ApiClient, world: World) -> None:
+    """The neutral element as an Ed25519 key: anyone could sign in its owner's name
+    (timebank/signing/edwards25519.py), so it is refused and not registered."""
+    identity = (1).to_bytes(32, "little")
+    refused = await expect(
+        await api.post(
+            "/v1/me/keys",
+            json={
+                "community": world.slug,
+                "algorithm": "ed25519",
+                "public_key": intents.b64url_encode(identity),
+            },
+            headers=world.alice.auth,
+        ),
+        422,
+    )
+    assert refused["code"] == "signature_malformed"
+    assert "small order" in refused["detail"]
+    mine = await expect(
+        await api.get(f"/v1/me/keys?community={world.slug}", headers=world.alice.auth), 200
+    )
+    assert mine["items"] == []
+
+
 async def test_keys_are_listed_and_registered_once(api: ApiClient, world: World) -> None:
     key = DeviceKey()
     await register(api, world, world.alice, key)

@@ -44,6 +44,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from timebank.canonical import nesting_depth, plainly_canonical
+from timebank.signing import edwards25519
 
 INTENT_VERSION = 1
 TRANSFER_TYPE = "transfer"
@@ -286,6 +287,12 @@ def require_valid_signature(
 def _load_ed25519(raw: bytes) -> Ed25519PublicKey:
     if len(raw) != ED25519_PUBLIC_KEY_SIZE_BYTES:
         raise SignatureMalformed(f"an Ed25519 key is {ED25519_PUBLIC_KEY_SIZE_BYTES} bytes")
+    # OpenSSL loads these and verifies signatures that anyone can make under them.
+    if not edwards25519.is_acceptable_public_key(raw):
+        raise SignatureMalformed(
+            "not an Ed25519 public key: not the one spelling of a point of the curve, "
+            "or a point of small order (anyone could sign with it)"
+        )
     try:
         return Ed25519PublicKey.from_public_bytes(raw)
     except ValueError as error:
