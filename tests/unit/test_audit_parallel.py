@@ -26,6 +26,7 @@ from bench.audit_bench import (
     BenchMember,
     Bundle,
     LoggedSignature,
+    key_entry,
     resolution_entry,
     transaction_entry,
     write_bundle,
@@ -285,6 +286,51 @@ def test_an_acknowledgement_is_judged_alike_by_several_processes(
             together[0]
             == f"the bundle holds {bundle.size + 2} entries, its header says {bundle.size}"
         )
+
+
+def test_a_signature_under_a_key_of_small_order_does_not_verify(
+    bundle: Bundle, tmp_path: Path
+) -> None:
+    """A log that registered the neutral element as a member's key (as no version
+    should have) and a transfer "signed" under it with R = neutral, S = 0, which
+    OpenSSL's verification accepts for any message: the audit refuses the transfer's
+    entry, in one process and in several alike (tests/unit/test_edwards25519.py)."""
+    payer, payee = bundle.members[:2]
+    identity = (1).to_bytes(32, "little")
+    key_id = intents.public_key_id(intents.KeyAlgorithm.ED25519, identity)
+    transaction_id, amount = uuid.UUID(int=2027, version=4), 30
+    intent = intents.make_transfer_intent(
+        ledger=ORIGIN,
+        tx_id=transaction_id,
+        payer=payer.account_id,
+        payee=payee.account_id,
+        unit=UNIT_CODE,
+        amount=amount,
+        memo="",
+        not_after=STARTED_AT + timedelta(minutes=5),
+        key_id=key_id,
+    )
+    forged = identity + bytes(32)
+    lines = [
+        *lines_of(bundle),
+        key_entry(key_id=key_id, party_id=payer.party_id, algorithm="ed25519", public_key=identity),
+        transaction_entry(
+            transaction_id=transaction_id,
+            created_at=STARTED_AT,
+            expires_at=None,
+            kind="exchange",
+            memo="",
+            postings=[(payer.account_id, -amount), (payee.account_id, amount)],
+            state="posted",
+            signature=LoggedSignature("intent", intent, forged, key_id),
+        ),
+    ]
+    path = written(tmp_path / "small_order.jsonl", lines)
+    alone = verify_bundle(path, jobs=1).problems
+    together = verify_bundle(path, jobs=PARALLEL_JOBS, chunk_entries=CHUNK_ENTRIES).problems
+    assert together == alone
+    transfer_index = len(lines) - 2  # the header is no entry
+    assert together[0] == f"entry {transfer_index}: a signature does not verify"
 
 
 def replayed_to_first_transaction(bundle: Bundle) -> tuple[Replay, dict[str, object]]:
