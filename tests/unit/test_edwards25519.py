@@ -1,9 +1,10 @@
 """Ed25519 keys of small order are refused (timebank/signing/edwards25519.py).
 
-The eight points of small order are found here on their own, not from the module's
-arithmetic: [L]P, for points P of the whole curve and L the prime order of its main
-subgroup, always lands among them (the curve has 8L points), with a point addition
-and a scalar multiplication written for this test only (RFC 8032 5.1.4 and 5.1.2)."""
+The module lists the y coordinates of the eight points of small order; this test
+finds the points on its own: [L]P, for points P of the whole curve and L the prime
+order of its main subgroup, always lands among them (the curve has 8L points), with
+a decoding, a point addition and a scalar multiplication written for this test only
+(RFC 8032 5.1.3, 5.1.4 and 5.1.2)."""
 
 from __future__ import annotations
 
