@@ -15,7 +15,7 @@ import contextlib
 import hashlib
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -247,6 +247,23 @@ def test_go_verifier_key_manglings_are_refused() -> None:
             continue
         accepted.append(text)
     assert accepted == []
+
+
+@pytest.mark.parametrize("signature_type", [b"\x01", COSIGNATURE_V1_TYPE], ids=["note", "cosig"])
+def test_a_log_or_witness_key_of_small_order_is_refused(signature_type: bytes) -> None:
+    """The neutral element as a key: R = neutral, S = 0 is its signature of any text
+    (the library alone accepts it), so a checkpoint "signed" by it proves nothing and
+    its verifier key is refused, in text and as a value (tests/unit/test_edwards25519.py)."""
+    identity = (1).to_bytes(32, "little")
+    Ed25519PublicKey.from_public_bytes(identity).verify(identity + bytes(32), b"any text\n")
+    key_id = ed25519_key_id("witness.example", identity, signature_type)
+    text = f"witness.example+{key_id.hex()}+" + base64.b64encode(signature_type + identity).decode(
+        "ascii"
+    )
+    with pytest.raises(MalformedVerifierKey, match="small order"):
+        parse_verifier_key(text)
+    with pytest.raises(MalformedVerifierKey, match="small order"):
+        Verifier("witness.example", identity, signature_type)
 
 
 def test_the_c2sp_example_note_parses() -> None:

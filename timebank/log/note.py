@@ -43,6 +43,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from timebank.log.merkle import HASH_SIZE, TREE_SIZE_MAX
+from timebank.signing import edwards25519
 
 SIGNATURE_LINE_PREFIX = "\u2014 "  # em dash, space
 ED25519_SIGNATURE_TYPE = b"\x01"
@@ -143,6 +144,12 @@ class Verifier:
         _require_key_name(self.name)
         if len(self.public_key) != ED25519_PUBLIC_KEY_SIZE:
             raise MalformedVerifierKey(f"an Ed25519 public key has {ED25519_PUBLIC_KEY_SIZE} bytes")
+        # A log or witness key under which anyone can sign would prove nothing.
+        if not edwards25519.is_acceptable_public_key(self.public_key):
+            raise MalformedVerifierKey(
+                "not an Ed25519 public key: a point of small order (anyone could sign with "
+                "it), or a second spelling of a point"
+            )
         if self.signature_type not in SIGNATURE_TYPES:
             raise MalformedVerifierKey(f"signature type {self.signature_type.hex()} is unknown")
 
