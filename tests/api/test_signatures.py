@@ -46,13 +46,20 @@ class DeviceKey:
         return intents.b64url_encode(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
 
 
-async def register(api: ApiClient, world: World, person: Person, key: DeviceKey) -> None:
-    body = {
+def key_registration(
+    world: World, algorithm: str, public_key: bytes, **label: str
+) -> dict[str, str]:
+    """The body of `POST /v1/me/keys` for a public key (and, if given, its label)."""
+    return {
         "community": world.slug,
-        "algorithm": key.algorithm,
-        "public_key": intents.b64url_encode(key.public_key),
-        "label": "my phone",
+        "algorithm": algorithm,
+        "public_key": intents.b64url_encode(public_key),
+        **label,
     }
+
+
+async def register(api: ApiClient, world: World, person: Person, key: DeviceKey) -> None:
+    body = key_registration(world, key.algorithm, key.public_key, label="my phone")
     created = await expect(await api.post("/v1/me/keys", json=body, headers=person.auth), 201)
     assert created["key_id"] == key.key_id
 
@@ -273,11 +280,7 @@ async def test_a_key_of_small_order_is_not_registered(api: ApiClient, world: Wor
     refused = await expect(
         await api.post(
             "/v1/me/keys",
-            json={
-                "community": world.slug,
-                "algorithm": "ed25519",
-                "public_key": intents.b64url_encode(identity),
-            },
+            json=key_registration(world, "ed25519", identity),
             headers=world.alice.auth,
         ),
         422,
@@ -296,11 +299,7 @@ async def test_keys_are_listed_and_registered_once(api: ApiClient, world: World)
     again = await expect(
         await api.post(
             "/v1/me/keys",
-            json={
-                "community": world.slug,
-                "algorithm": "ed25519",
-                "public_key": intents.b64url_encode(key.public_key),
-            },
+            json=key_registration(world, "ed25519", key.public_key),
             headers=world.alice.auth,
         ),
         409,
@@ -315,11 +314,7 @@ async def test_keys_are_listed_and_registered_once(api: ApiClient, world: World)
     bad = await expect(
         await api.post(
             "/v1/me/keys",
-            json={
-                "community": world.slug,
-                "algorithm": "p256",
-                "public_key": intents.b64url_encode(b"\x04" + b"\x01" * 64),
-            },
+            json=key_registration(world, "p256", b"\x04" + b"\x01" * 64),
             headers=world.alice.auth,
         ),
         422,

@@ -215,12 +215,11 @@ def test_a_changed_bundle_gets_the_same_problems_from_several_processes(
         assert together == [expected]
 
 
-def with_an_acknowledged_transfer(bundle: Bundle, *, ack_forged: bool) -> Lines:
-    """The bundle's lines and a pending signed transfer, then the payee's signed
-    acceptance of it (its signature changed by one bit when forged)."""
-    payer, payee = bundle.members[:2]
-    transaction_id, created_at, amount = uuid.UUID(int=2026, version=4), STARTED_AT, 60
-    intent = intents.make_transfer_intent(
+def transfer_intent(
+    payer: BenchMember, payee: BenchMember, transaction_id: uuid.UUID, amount: int, key_id: str
+) -> bytes:
+    """The payer's intent for a transfer with no memo, made at the bundle's start."""
+    return intents.make_transfer_intent(
         ledger=ORIGIN,
         tx_id=transaction_id,
         payer=payer.account_id,
@@ -228,9 +227,17 @@ def with_an_acknowledged_transfer(bundle: Bundle, *, ack_forged: bool) -> Lines:
         unit=UNIT_CODE,
         amount=amount,
         memo="",
-        not_after=created_at + timedelta(minutes=5),
-        key_id=payer.key_id,
+        not_after=STARTED_AT + timedelta(minutes=5),
+        key_id=key_id,
     )
+
+
+def with_an_acknowledged_transfer(bundle: Bundle, *, ack_forged: bool) -> Lines:
+    """The bundle's lines and a pending signed transfer, then the payee's signed
+    acceptance of it (its signature changed by one bit when forged)."""
+    payer, payee = bundle.members[:2]
+    transaction_id, created_at, amount = uuid.UUID(int=2026, version=4), STARTED_AT, 60
+    intent = transfer_intent(payer, payee, transaction_id, amount, payer.key_id)
     pending = transaction_entry(
         transaction_id=transaction_id,
         created_at=created_at,
@@ -299,17 +306,7 @@ def test_a_signature_under_a_key_of_small_order_does_not_verify(
     identity = (1).to_bytes(32, "little")
     key_id = intents.public_key_id(intents.KeyAlgorithm.ED25519, identity)
     transaction_id, amount = uuid.UUID(int=2027, version=4), 30
-    intent = intents.make_transfer_intent(
-        ledger=ORIGIN,
-        tx_id=transaction_id,
-        payer=payer.account_id,
-        payee=payee.account_id,
-        unit=UNIT_CODE,
-        amount=amount,
-        memo="",
-        not_after=STARTED_AT + timedelta(minutes=5),
-        key_id=key_id,
-    )
+    intent = transfer_intent(payer, payee, transaction_id, amount, key_id)
     forged = identity + bytes(32)
     lines = [
         *lines_of(bundle),
