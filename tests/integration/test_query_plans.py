@@ -21,7 +21,13 @@ import pytest
 from tests.integration.helpers import hours_unit, transfer
 from timebank.database import DatabaseConnection, create_pool
 from timebank.ledger import queries
-from timebank.ledger.models import Account, PartyKind
+from timebank.ledger.models import (
+    Account,
+    PartyKind,
+    TransactionState,
+    default_reversal_id,
+    reversal_fingerprint,
+)
 from timebank.ledger.store import LedgerStore
 from timebank.migrations import apply_migrations
 from timebank.settings import Settings
@@ -34,7 +40,7 @@ ACCOUNTS = 1_000
 PENDING_TRANSFERS = 3_000
 BATCH_SIZE_MAX = 1_000
 OPENED_AT_ONCE = 20
-SCANNED_TABLES = ["accounts", "holds"]
+SCANNED_TABLES = ["accounts", "holds", "transactions"]
 
 
 @dataclass
@@ -91,23 +97,38 @@ async def sequential_scans(
     pool: asyncpg.Pool, call: Callable[[DatabaseConnection], Awaitable[object]]
 ) -> dict[str, int]:
     """The sequential scans of SCANNED_TABLES that `call` made, in a transaction."""
+    return await _counted(pool, call, "seq_scan")
+
+
+async def rows_read(
+    pool: asyncpg.Pool, call: Callable[[DatabaseConnection], Awaitable[object]]
+) -> dict[str, int]:
+    """The rows of SCANNED_TABLES that `call` read, by scan or by index."""
+    return await _counted(pool, call, "seq_tup_read + coalesce(idx_tup_fetch, 0)")
+
+
+async def _counted(
+    pool: asyncpg.Pool, call: Callable[[DatabaseConnection], Awaitable[object]], counter: str
+) -> dict[str, int]:
     async with pool.acquire() as connection, connection.transaction():
-        before = await _scans(connection)
+        before = await _counters(connection, counter)
         await call(connection)
-        after = await _scans(connection)
+        after = await _counters(connection, counter)
     return {table: after[table] - before[table] for table in SCANNED_TABLES}
 
 
-async def _scans(connection: DatabaseConnection) -> dict[str, int]:
+async def _counters(connection: DatabaseConnection, counter: str) -> dict[str, int]:
     rows = await connection.fetch(
-        "SELECT relname, seq_scan FROM pg_stat_xact_user_tables WHERE relname = ANY ($1)",
+        f"SELECT relname, {counter} AS counted FROM pg_stat_xact_user_tables"
+        " WHERE relname = ANY ($1)",
         SCANNED_TABLES,
     )
-    scans = {row["relname"]: row["seq_scan"] for row in rows}
-    return {table: scans.get(table, 0) for table in SCANNED_TABLES}
+    counted = {row["relname"]: row["counted"] for row in rows}
+    return {table: counted.get(table, 0) for table in SCANNED_TABLES}
 
 
 NO_SCANS = dict.fromkeys(SCANNED_TABLES, 0)
+SWEEP_LIMIT = 1_000
 
 
 async def test_statistics_see_a_large_community(large_community: LargeCommunity) -> None:
@@ -118,7 +139,11 @@ async def test_statistics_see_a_large_community(large_community: LargeCommunity)
             "SELECT relname, reltuples FROM pg_class WHERE relname = ANY ($1)", SCANNED_TABLES
         )
     }
-    assert estimates == {"accounts": ACCOUNTS, "holds": 2 * PENDING_TRANSFERS}
+    assert estimates == {
+        "accounts": ACCOUNTS,
+        "holds": 2 * PENDING_TRANSFERS,
+        "transactions": PENDING_TRANSFERS,
+    }
 
 
 async def test_a_coalesced_call_scans_no_table(large_community: LargeCommunity) -> None:
@@ -160,3 +185,81 @@ async def test_confirming_scans_no_table(large_community: LargeCommunity) -> Non
         assert (row["outcome"], row["state"]) == ("created", "posted")
 
     assert await sequential_scans(large_community.pool, confirm) == NO_SCANS
+
+
+async def test_a_call_of_one_transaction_scans_no_table(large_community: LargeCommunity) -> None:
+    store, accounts = large_community.store, large_community.accounts
+    request = transfer(large_community.community_id, accounts[0], accounts[9], 1)
+
+    async def post(connection: DatabaseConnection) -> None:
+        row = await connection.fetchrow(queries.POST_ONE, *store.post_one_arguments(request))
+        assert row is not None
+        assert row["outcome"] == "created"
+
+    assert await sequential_scans(large_community.pool, post) == NO_SCANS
+
+
+async def test_a_reversal_scans_no_table(large_community: LargeCommunity) -> None:
+    store, accounts = large_community.store, large_community.accounts
+    posted = transfer(large_community.community_id, accounts[1], accounts[2], 2)
+    await store.post(posted)
+
+    async def reverse(connection: DatabaseConnection) -> None:
+        row = await connection.fetchrow(
+            queries.REVERSE,
+            large_community.community_id,
+            posted.id,
+            default_reversal_id(posted.id),
+            "",
+            reversal_fingerprint(posted.id, ""),
+        )
+        assert row is not None
+        assert row["outcome"] == "created"
+
+    assert await sequential_scans(large_community.pool, reverse) == NO_SCANS
+
+
+async def test_a_refused_call_scans_no_table(large_community: LargeCommunity) -> None:
+    """The refusal's detailed judgement reads the reservations of its accounts only."""
+    store, accounts = large_community.store, large_community.accounts
+    too_much = transfer(large_community.community_id, accounts[3], accounts[4], 100_000)
+    fine = transfer(large_community.community_id, accounts[4], accounts[3], 1)
+
+    async def post(connection: DatabaseConnection) -> None:
+        rows = await connection.fetch(queries.POST_EACH, *store.batch_arguments([too_much, fine]))
+        outcomes = {row["tx_index"]: row["outcome"] for row in rows}
+        assert outcomes == {1: "limit_exceeded", 2: "created"}
+
+    assert await sequential_scans(large_community.pool, post) == NO_SCANS
+
+
+async def test_a_sweep_with_nothing_due_reads_no_transaction(
+    large_community: LargeCommunity,
+) -> None:
+    """Thousands of pending transactions, none due: the sweep reads none of them."""
+
+    async def sweep(connection: DatabaseConnection) -> None:
+        assert await connection.fetchval(queries.EXPIRE_OVERDUE, SWEEP_LIMIT) == 0
+
+    assert await rows_read(large_community.pool, sweep) == NO_SCANS
+
+
+async def test_a_sweep_expires_by_key(large_community: LargeCommunity) -> None:
+    store, accounts = large_community.store, large_community.accounts
+    due = [
+        transfer(
+            large_community.community_id, accounts[5], accounts[6], 1, pending=True, expires_in_s=1
+        )
+        for _ in range(3)
+    ]
+    await store.post_atomic(due)
+    await asyncio.sleep(1.1)
+
+    async def sweep(connection: DatabaseConnection) -> None:
+        assert await connection.fetchval(queries.EXPIRE_OVERDUE, SWEEP_LIMIT) == len(due)
+
+    assert await sequential_scans(large_community.pool, sweep) == NO_SCANS
+    for request in due:
+        assert (await store.transaction(large_community.community_id, request.id)).state == (
+            TransactionState.EXPIRED
+        )
