@@ -28,7 +28,7 @@ from timebank.ledger.models import (
     default_reversal_id,
     reversal_fingerprint,
 )
-from timebank.ledger.store import LedgerStore
+from timebank.ledger.store import JOURNAL_AFTER_LAST, LedgerStore
 from timebank.migrations import apply_migrations
 from timebank.settings import Settings
 
@@ -104,13 +104,25 @@ async def rows_read(
     pool: asyncpg.Pool, call: Callable[[DatabaseConnection], Awaitable[object]]
 ) -> dict[str, int]:
     """The rows of SCANNED_TABLES that `call` read, by scan or by index."""
-    return await _counted(pool, call, "seq_tup_read + coalesce(idx_tup_fetch, 0)")
+    return await _counted(pool, call, ROWS_READ)
+
+
+ROWS_READ = "seq_tup_read + coalesce(idx_tup_fetch, 0)"
 
 
 async def _counted(
     pool: asyncpg.Pool, call: Callable[[DatabaseConnection], Awaitable[object]], counter: str
 ) -> dict[str, int]:
-    async with pool.acquire() as connection, connection.transaction():
+    async with pool.acquire() as connection:
+        return await _counted_on(connection, call, counter)
+
+
+async def _counted_on(
+    connection: DatabaseConnection,
+    call: Callable[[DatabaseConnection], Awaitable[object]],
+    counter: str,
+) -> dict[str, int]:
+    async with connection.transaction():
         before = await _counters(connection, counter)
         await call(connection)
         after = await _counters(connection, counter)
@@ -263,3 +275,96 @@ async def test_a_sweep_expires_by_key(large_community: LargeCommunity) -> None:
         assert (await store.transaction(large_community.community_id, request.id)).state == (
             TransactionState.EXPIRED
         )
+
+
+JOURNAL_PAGE_SIZE = 50
+# The fixture's ring of pending transfers gives each of these accounts seven.
+RING_ACCOUNT_INDEX = 10
+RING_ACCOUNT_PENDING = 7
+
+
+def journal_page_arguments() -> tuple[object, ...]:
+    return (JOURNAL_AFTER_LAST, uuid.UUID(int=0), JOURNAL_PAGE_SIZE)
+
+
+async def test_an_accounts_pending_transactions_are_read_from_its_reservations(
+    large_community: LargeCommunity,
+) -> None:
+    """A member's inbox (`?account=&state=pending`): the account's reservations lead
+    to its pending transactions, instead of the community's transactions being read
+    for the few that name it."""
+    account = large_community.accounts[RING_ACCOUNT_INDEX]
+    found: list[asyncpg.Record] = []
+
+    async def read(connection: DatabaseConnection) -> None:
+        found.extend(
+            await connection.fetch(
+                queries.journal_query([], pending_of_account=True),
+                large_community.community_id,
+                account.id,
+                *journal_page_arguments(),
+            )
+        )
+
+    read_rows = await rows_read(large_community.pool, read)
+    assert len(found) == RING_ACCOUNT_PENDING
+    assert read_rows == {
+        "accounts": 0,
+        "holds": RING_ACCOUNT_PENDING,
+        "transactions": RING_ACCOUNT_PENDING,
+    }
+
+
+async def test_an_accounts_pending_transactions_are_those_of_the_whole_journal(
+    large_community: LargeCommunity,
+) -> None:
+    """The store's inbox query finds exactly what filtering the journal finds."""
+    store = large_community.store
+    account = large_community.accounts[RING_ACCOUNT_INDEX]
+    inbox = await store.journal(
+        large_community.community_id,
+        limit=JOURNAL_PAGE_SIZE,
+        account_id=account.id,
+        state=TransactionState.PENDING,
+    )
+    filtered = await large_community.pool.fetch(
+        queries.journal_query(["account", "state"]),
+        large_community.community_id,
+        account.id,
+        TransactionState.PENDING.value,
+        *journal_page_arguments(),
+    )
+    assert [transaction.id for transaction in inbox] == [row["id"] for row in filtered]
+    assert len(inbox) == RING_ACCOUNT_PENDING
+    assert all(transaction.state is TransactionState.PENDING for transaction in inbox)
+
+
+async def test_an_unfiltered_page_reads_its_page_after_filtered_ones(
+    large_community: LargeCommunity,
+) -> None:
+    """Each combination of filters is a statement of its own: pages filtered by
+    account (which PostgreSQL plans generically after five calls) leave the plan of
+    the unfiltered page alone. With one statement for all, that page then read the
+    whole community."""
+    account = large_community.accounts[RING_ACCOUNT_INDEX]
+    async with large_community.pool.acquire() as connection:
+        for _ in range(6):
+            await connection.fetch(
+                queries.journal_query(["account"]),
+                large_community.community_id,
+                account.id,
+                *journal_page_arguments(),
+            )
+
+        async def unfiltered(reader: DatabaseConnection) -> None:
+            page = await reader.fetch(
+                queries.journal_query([]),
+                large_community.community_id,
+                *journal_page_arguments(),
+            )
+            assert len(page) == JOURNAL_PAGE_SIZE
+
+        # On the same connection: the same prepared statements and cached plans.
+        read_rows = await _counted_on(connection, unfiltered, ROWS_READ)
+    # The page's rows, and the reversal of any of them (the community has thousands).
+    assert read_rows["transactions"] <= 2 * JOURNAL_PAGE_SIZE

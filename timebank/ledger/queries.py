@@ -1,6 +1,8 @@
 """The ledger's SQL, as named constants. Writes are calls to the functions of
 `sql/0002_ledger_functions.sql`; values are always parameters."""
 
+from collections.abc import Sequence
+
 POST_ONE = "SELECT * FROM ledger_post_one($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
 POST_ATOMIC = (
     "SELECT * FROM ledger_post_atomic($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
@@ -207,8 +209,11 @@ SELECT_ACCOUNTS_OF_OWNERS = (
 )
 
 # The journal, newest first, after a keyset (created_at, id); every filter optional.
-# A pending transaction past its expiry shows (and filters) as expired.
-SELECT_JOURNAL = """
+# A pending transaction past its expiry shows (and filters) as expired. Each
+# combination of filters is a statement of its own (journal_query): with one text
+# and `($n IS NULL OR ...)` conditions, the plan cached after a few calls filtered
+# by account was reused for unfiltered pages and read the whole community.
+JOURNAL_COLUMNS = """
 SELECT t.id, t.community_id, t.kind, t.memo, t.category, t.reverses_id,
        t.created_at, t.expires_at, t.leg_accounts, t.leg_amounts,
        s.state, CASE WHEN s.state = 'expired' THEN coalesce(t.resolved_at, t.expires_at)
@@ -216,20 +221,57 @@ SELECT t.id, t.community_id, t.kind, t.memo, t.category, t.reverses_id,
        (SELECT r.id FROM transactions r
          WHERE r.community_id = t.community_id AND r.reverses_id = t.id) AS reversed_by_id,
        NULL::bigint[] AS balances_after
-  FROM transactions t
+"""
+JOURNAL_STATE = """
  CROSS JOIN LATERAL (
        SELECT CASE WHEN t.state = 'pending' AND t.expires_at <= clock_timestamp()
                    THEN 'expired' ELSE t.state::text END AS state) s
- WHERE t.community_id = $1
-   AND ($2::uuid IS NULL OR $2 = ANY (t.leg_accounts))
-   AND ($3::text IS NULL OR t.kind::text = $3)
-   AND ($4::text IS NULL OR s.state = $4)
-   AND ($5::timestamptz IS NULL OR t.created_at >= $5)
-   AND ($6::timestamptz IS NULL OR t.created_at < $6)
-   AND (t.created_at, t.id) < ($7, $8)
- ORDER BY t.created_at DESC, t.id DESC
- LIMIT $9
 """
+# An account's pending transactions, found by its reservations (every leg of a
+# pending transaction holds one until it is resolved): not by reading every
+# transaction of the community for the few that name the account.
+JOURNAL_PENDING_OF_ACCOUNT = (
+    JOURNAL_COLUMNS
+    + """
+  FROM holds h
+  JOIN transactions t ON t.community_id = h.community_id AND t.id = h.transaction_id
+"""
+    + JOURNAL_STATE
+    + """
+ WHERE h.community_id = $1 AND h.account_id = $2
+   AND t.state = 'pending' AND t.expires_at > clock_timestamp()
+"""
+)
+JOURNAL_ANY = (
+    JOURNAL_COLUMNS + "\n  FROM transactions t" + JOURNAL_STATE + " WHERE t.community_id = $1\n"
+)
+JOURNAL_FILTERS = {
+    "account": "$ = ANY (t.leg_accounts)",
+    "kind": "t.kind::text = $",
+    "state": "s.state = $",
+    "created_from": "t.created_at >= $",
+    "created_before": "t.created_at < $",
+}
+JOURNAL_PAGE = """   AND (t.created_at, t.id) < (${}, ${})
+ ORDER BY t.created_at DESC, t.id DESC
+ LIMIT ${}
+"""
+
+
+def journal_query(filters: Sequence[str], *, pending_of_account: bool = False) -> str:
+    """The journal's statement: the community ($1), with pending_of_account the
+    account's pending transactions ($2: the account), then these filters (names of
+    JOURNAL_FILTERS) in their order, the keyset and the limit, numbered on."""
+    assert all(name in JOURNAL_FILTERS for name in filters)
+    if pending_of_account:
+        assert "account" not in filters
+        assert "state" not in filters
+    text, number = (JOURNAL_PENDING_OF_ACCOUNT, 3) if pending_of_account else (JOURNAL_ANY, 2)
+    for name in filters:
+        text += "   AND " + JOURNAL_FILTERS[name].replace("$", f"${number}") + "\n"
+        number += 1
+    return text + JOURNAL_PAGE.format(number, number + 1, number + 2)
+
 
 # Per unit: how many accounts, the sum of their balances (zero in a sound ledger),
 # and the totals on each side.

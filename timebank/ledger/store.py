@@ -735,18 +735,18 @@ class LedgerStore:
         if not 1 <= require_int(limit, "limit") <= STATEMENT_PAGE_SIZE_MAX + 1:
             raise ValidationError(f"limit must be between 1 and {STATEMENT_PAGE_SIZE_MAX}")
         after_at, after_id = after if after is not None else (JOURNAL_AFTER_LAST, uuid.UUID(int=0))
-        rows = await self._fetch(
-            queries.SELECT_JOURNAL,
-            community_id,
-            account_id,
-            None if kind is None else kind.value,
-            None if state is None else state.value,
-            created_from,
-            created_before,
-            after_at,
-            after_id,
-            limit,
-        )
+        pending_of_account = account_id is not None and state is TransactionState.PENDING
+        given: dict[str, object] = {
+            "account": None if pending_of_account else account_id,
+            "kind": None if kind is None else kind.value,
+            "state": None if pending_of_account or state is None else state.value,
+            "created_from": created_from,
+            "created_before": created_before,
+        }
+        filters = {name: value for name, value in given.items() if value is not None}
+        query = queries.journal_query(list(filters), pending_of_account=pending_of_account)
+        first = (community_id, account_id) if pending_of_account else (community_id,)
+        rows = await self._fetch(query, *first, *filters.values(), after_at, after_id, limit)
         return [_transaction(row) for row in rows]
 
     async def flows(
