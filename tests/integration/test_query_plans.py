@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -28,7 +28,7 @@ from timebank.ledger.models import (
     default_reversal_id,
     reversal_fingerprint,
 )
-from timebank.ledger.store import JOURNAL_AFTER_LAST, LedgerStore
+from timebank.ledger.store import JOURNAL_AFTER_LAST, SEQ_AFTER_LAST, LedgerStore
 from timebank.migrations import apply_migrations
 from timebank.settings import Settings
 
@@ -101,42 +101,50 @@ async def sequential_scans(
 
 
 async def rows_read(
-    pool: asyncpg.Pool, call: Callable[[DatabaseConnection], Awaitable[object]]
+    pool: asyncpg.Pool,
+    call: Callable[[DatabaseConnection], Awaitable[object]],
+    tables: Sequence[str] = SCANNED_TABLES,
 ) -> dict[str, int]:
-    """The rows of SCANNED_TABLES that `call` read, by scan or by index."""
-    return await _counted(pool, call, ROWS_READ)
+    """The rows of these tables that `call` read, by scan or by index."""
+    return await _counted(pool, call, ROWS_READ, tables)
 
 
 ROWS_READ = "seq_tup_read + coalesce(idx_tup_fetch, 0)"
 
 
 async def _counted(
-    pool: asyncpg.Pool, call: Callable[[DatabaseConnection], Awaitable[object]], counter: str
+    pool: asyncpg.Pool,
+    call: Callable[[DatabaseConnection], Awaitable[object]],
+    counter: str,
+    tables: Sequence[str] = SCANNED_TABLES,
 ) -> dict[str, int]:
     async with pool.acquire() as connection:
-        return await _counted_on(connection, call, counter)
+        return await _counted_on(connection, call, counter, tables)
 
 
 async def _counted_on(
     connection: DatabaseConnection,
     call: Callable[[DatabaseConnection], Awaitable[object]],
     counter: str,
+    tables: Sequence[str] = SCANNED_TABLES,
 ) -> dict[str, int]:
     async with connection.transaction():
-        before = await _counters(connection, counter)
+        before = await _counters(connection, counter, tables)
         await call(connection)
-        after = await _counters(connection, counter)
-    return {table: after[table] - before[table] for table in SCANNED_TABLES}
+        after = await _counters(connection, counter, tables)
+    return {table: after[table] - before[table] for table in tables}
 
 
-async def _counters(connection: DatabaseConnection, counter: str) -> dict[str, int]:
+async def _counters(
+    connection: DatabaseConnection, counter: str, tables: Sequence[str]
+) -> dict[str, int]:
     rows = await connection.fetch(
         f"SELECT relname, {counter} AS counted FROM pg_stat_xact_user_tables"
         " WHERE relname = ANY ($1)",
-        SCANNED_TABLES,
+        list(tables),
     )
     counted = {row["relname"]: row["counted"] for row in rows}
-    return {table: counted.get(table, 0) for table in SCANNED_TABLES}
+    return {table: counted.get(table, 0) for table in tables}
 
 
 NO_SCANS = dict.fromkeys(SCANNED_TABLES, 0)
@@ -368,3 +376,43 @@ async def test_an_unfiltered_page_reads_its_page_after_filtered_ones(
         read_rows = await _counted_on(connection, unfiltered, ROWS_READ)
     # The page's rows, and the reversal of any of them (the community has thousands).
     assert read_rows["transactions"] <= 2 * JOURNAL_PAGE_SIZE
+
+
+PERIOD_POSTINGS = 10
+LATER_POSTINGS = 500
+
+
+async def test_a_statement_of_a_period_reads_that_period(large_community: LargeCommunity) -> None:
+    """An account's statement for a period long past reads the period's postings
+    (and a bisection of the sequence for its bounds), not the history since."""
+    store, accounts = large_community.store, large_community.accounts
+    community_id = large_community.community_id
+    payer, payee = accounts[11], accounts[12]
+    period_from = await large_community.pool.fetchval("SELECT clock_timestamp()")
+    await store.post_atomic(
+        [transfer(community_id, payer, payee, 1) for _ in range(PERIOD_POSTINGS)]
+    )
+    period_before = await large_community.pool.fetchval("SELECT clock_timestamp()")
+    await store.post_atomic(
+        [transfer(community_id, payee, payer, 1) for _ in range(LATER_POSTINGS)]
+    )
+    found: list[asyncpg.Record] = []
+
+    async def statement(connection: DatabaseConnection) -> None:
+        row = await connection.fetchrow(
+            queries.SELECT_STATEMENT,
+            community_id,
+            payer.id,
+            SEQ_AFTER_LAST,
+            period_from,
+            period_before,
+            JOURNAL_PAGE_SIZE + 1,
+        )
+        assert row is not None
+        found.append(row)
+
+    read_rows = await rows_read(large_community.pool, statement, ["postings"])
+    assert found[0]["seqs"] == list(range(PERIOD_POSTINGS, 0, -1))
+    history = PERIOD_POSTINGS + LATER_POSTINGS
+    # The period, and for each of its two bounds one posting per step of a bisection.
+    assert read_rows["postings"] <= PERIOD_POSTINGS + 2 * (history.bit_length() + 1)

@@ -188,6 +188,13 @@ SELECT s.*, p.seqs, p.transaction_ids, p.kinds, p.memos, p.categories, p.amounts
                 FROM postings p
                WHERE p.community_id = s.community_id AND p.account_id = s.id
                  AND p.account_seq < $3
+                 -- A period as bounds of the sequence (an account's postings are
+                 -- timed in sequence order: found by bisection), so that the index
+                 -- reads the period, not the account's history back to it.
+                 AND p.account_seq > CASE WHEN $4::timestamptz IS NULL THEN 0
+                       ELSE ledger_last_seq_at(s.community_id, s.id, $4, false) END
+                 AND p.account_seq <= CASE WHEN $5::timestamptz IS NULL THEN s.posting_count
+                       ELSE ledger_last_seq_at(s.community_id, s.id, $5, false) END
                  AND ($4::timestamptz IS NULL OR p.posted_at >= $4)
                  AND ($5::timestamptz IS NULL OR p.posted_at < $5)
                ORDER BY p.account_seq DESC
