@@ -19,6 +19,7 @@ import asyncpg
 import pytest
 
 from tests.integration.helpers import hours_unit, transfer
+from timebank.auth import queries as auth_queries
 from timebank.database import DatabaseConnection, create_pool
 from timebank.ledger import queries
 from timebank.ledger.models import (
@@ -416,3 +417,71 @@ async def test_a_statement_of_a_period_reads_that_period(large_community: LargeC
     history = PERIOD_POSTINGS + LATER_POSTINGS
     # The period, and for each of its two bounds one posting per step of a bisection.
     assert read_rows["postings"] <= PERIOD_POSTINGS + 2 * (history.bit_length() + 1)
+
+
+async def test_a_members_accounts_are_found_by_owner(large_community: LargeCommunity) -> None:
+    """A member's own accounts (the home screen), by the index of the accounts'
+    owners (their unique constraint), not the community's accounts read for them."""
+    accounts = large_community.accounts
+    owner_id = accounts[13].owner_id
+    found: list[asyncpg.Record] = []
+
+    async def read(connection: DatabaseConnection) -> None:
+        found.extend(
+            await connection.fetch(
+                queries.SELECT_ACCOUNTS_OF_OWNERS, large_community.community_id, [owner_id]
+            )
+        )
+
+    read_rows = await rows_read(large_community.pool, read, ["accounts"])
+    assert [row["id"] for row in found] == [accounts[13].id]
+    assert read_rows == {"accounts": 1}
+
+
+DIRECTORY_PAGE_SIZE = 50
+
+
+async def test_a_page_of_the_members_directory_reads_that_page(
+    large_community: LargeCommunity,
+) -> None:
+    """The directory (loaded by every session of the web front) pages by name through
+    an index: a page reads its members, not the community's."""
+    pool, community_id = large_community.pool, large_community.community_id
+    async with pool.acquire() as connection, connection.transaction():
+        # Every party of the community a member, as sign-ups would make them.
+        await connection.execute(
+            """
+            WITH made AS (
+                INSERT INTO people (email, display_name)
+                SELECT 'member-' || p.id || '@example.org', p.display_name
+                  FROM parties p WHERE p.community_id = $1 AND p.kind = 'member'
+                RETURNING id, email)
+            INSERT INTO memberships (community_id, person_id, party_id, role)
+            SELECT $1, m.id, substr(m.email, 8, 36)::uuid, 'member' FROM made m
+            """,
+            community_id,
+        )
+    await pool.execute("ANALYZE parties, memberships, people")
+    found: list[asyncpg.Record] = []
+
+    async def page(connection: DatabaseConnection) -> None:
+        found.extend(
+            await connection.fetch(
+                auth_queries.SELECT_MEMBERS,
+                community_id,
+                None,
+                "",
+                uuid.UUID(int=0),
+                DIRECTORY_PAGE_SIZE,
+            )
+        )
+
+    read_rows = await rows_read(pool, page, ["parties", "memberships", "people"])
+    names = [row["display_name"] for row in found]
+    assert len(found) == DIRECTORY_PAGE_SIZE
+    assert names == sorted(names)
+    # The page's members, and at most the community's own party (not a member) and
+    # the row after the page, against a thousand each without the index.
+    assert read_rows["parties"] <= DIRECTORY_PAGE_SIZE + 2
+    assert read_rows["memberships"] <= DIRECTORY_PAGE_SIZE + 2
+    assert read_rows["people"] <= DIRECTORY_PAGE_SIZE + 2
