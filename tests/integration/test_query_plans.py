@@ -485,3 +485,60 @@ async def test_a_page_of_the_members_directory_reads_that_page(
     assert read_rows["parties"] <= DIRECTORY_PAGE_SIZE + 2
     assert read_rows["memberships"] <= DIRECTORY_PAGE_SIZE + 2
     assert read_rows["people"] <= DIRECTORY_PAGE_SIZE + 2
+
+
+INVITATIONS_PAGE_SIZE = 50
+
+
+@pytest.fixture(scope="module")
+async def invited_community(large_community: LargeCommunity) -> LargeCommunity:
+    """Every member of the large community invited once."""
+    async with large_community.pool.acquire() as connection, connection.transaction():
+        await connection.execute(
+            """
+            WITH made AS (
+                INSERT INTO people (email, display_name)
+                SELECT 'invited-' || p.id || '@example.org', p.display_name
+                  FROM parties p WHERE p.community_id = $1 AND p.kind = 'member'
+                RETURNING id, email)
+            INSERT INTO invitations (community_id, person_id, party_id, token_hash, expires_at)
+            SELECT $1, m.id, substr(m.email, 9, 36)::uuid, sha256(convert_to(m.email, 'UTF8')),
+                   now() + interval '7 days'
+              FROM made m
+            """,
+            large_community.community_id,
+        )
+    await large_community.pool.execute("ANALYZE invitations, people, parties")
+    return large_community
+
+
+async def test_a_page_of_invitations_reads_that_page(invited_community: LargeCommunity) -> None:
+    found: list[asyncpg.Record] = []
+
+    async def page(connection: DatabaseConnection) -> None:
+        found.extend(
+            await connection.fetch(
+                auth_queries.SELECT_INVITATIONS,
+                invited_community.community_id,
+                INVITATIONS_PAGE_SIZE,
+            )
+        )
+
+    read_rows = await rows_read(invited_community.pool, page, ["invitations"])
+    assert len(found) == INVITATIONS_PAGE_SIZE
+    assert read_rows["invitations"] <= INVITATIONS_PAGE_SIZE + 1
+
+
+async def test_revoking_a_members_pending_invitations_reads_theirs(
+    invited_community: LargeCommunity,
+) -> None:
+    party_id = invited_community.accounts[14].owner_id
+
+    async def revoke(connection: DatabaseConnection) -> None:
+        status = await connection.execute(
+            auth_queries.REVOKE_PENDING_INVITATIONS, invited_community.community_id, party_id
+        )
+        assert status == "UPDATE 1"
+
+    read_rows = await rows_read(invited_community.pool, revoke, ["invitations"])
+    assert read_rows["invitations"] == 1
