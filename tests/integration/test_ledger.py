@@ -33,6 +33,7 @@ from timebank.ledger.models import (
     AccountStatus,
     Outcome,
     StatementLine,
+    TransactionKind,
     TransactionRequest,
     TransactionState,
     default_reversal_id,
@@ -615,6 +616,59 @@ async def test_atomic_batch_with_earlier_transactions_writes_only_the_new_ones(
         -7,
         -10,
     ]
+
+
+async def test_atomic_batch_keeps_each_transactions_own_values(
+    store: LedgerStore, community: CommunityFixture
+) -> None:
+    """A batch whose transactions share their kind, memo, category and lifetime
+    stores them on each; one whose last transaction differs in any one of them
+    keeps each transaction's own."""
+
+    def request(
+        kind: TransactionKind = TransactionKind.DONATION,
+        memo: str = "tools",
+        category: str | None = "repair",
+        lifetime_s: int = 600,
+    ) -> TransactionRequest:
+        return TransactionRequest.transfer(
+            id=uuid.uuid4(),
+            community_id=community.id,
+            unit_code="H",
+            from_account=alice.id,
+            to_account=bob.id,
+            amount=5,
+            kind=kind,
+            memo=memo,
+            category=category,
+            pending=True,
+            expires_in_s=lifetime_s,
+        )
+
+    alice = await community.member_account()
+    bob = await community.member_account()
+    batches = [
+        [request(), request(), request()],
+        [request(), request(), request(kind=TransactionKind.EXCHANGE)],
+        [request(), request(), request(memo="seeds")],
+        [request(), request(), request(category=None)],
+        [request(), request(), request(lifetime_s=900)],
+    ]
+    for batch in batches:
+        results = await store.post_atomic(batch)
+        assert [result.state for result in results] == [TransactionState.PENDING] * len(batch)
+        for sent, result in zip(batch, results, strict=True):
+            stored = await store.transaction(community.id, sent.id)
+            assert (stored.kind, stored.memo, stored.category) == (
+                sent.kind,
+                sent.memo,
+                sent.category,
+            )
+            assert stored.expires_at == result.expires_at
+            assert result.expires_at is not None
+            assert sent.expires_in_s is not None
+            assert result.expires_at - stored.created_at == timedelta(seconds=sent.expires_in_s)
+    assert (await store.account(alice.id)).available == -5 * 3 * len(batches)
 
 
 async def test_concurrent_identical_batches_write_once(

@@ -16,6 +16,21 @@ SELECT array_agg(r.tx_index) AS tx_indexes, r.outcome, r.state, r.created_at, r.
   FROM ledger_post_atomic($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) AS r
  GROUP BY r.outcome, r.state, r.created_at, r.resolved_at, r.expires_at
 """
+# The same for a batch whose transactions share all but their ids, fingerprints
+# and postings (kind, memo, category, unit, pending, lifetime; none reverses): the
+# shared values are sent once and spread into arrays by the server. Encoding 7,000
+# array elements fewer took a batch of 1,000 from about 42 to 40 ms (asyncpg checks
+# every element it encodes).
+POST_ATOMIC_UNIFORM_GROUPED = """
+SELECT array_agg(r.tx_index) AS tx_indexes, r.outcome, r.state, r.created_at, r.resolved_at,
+       r.expires_at
+  FROM (SELECT ARRAY[cardinality($2::uuid[])] AS n) AS size,
+       ledger_post_atomic($1, $2, array_fill($3::text, size.n), array_fill($4::text, size.n),
+                          array_fill($5::text, size.n), $6, array_fill($7::text, size.n),
+                          array_fill($8::boolean, size.n), array_fill($9::integer, size.n),
+                          array_fill(NULL::uuid, size.n), $10, $11, $12) AS r
+ GROUP BY r.outcome, r.state, r.created_at, r.resolved_at, r.expires_at
+"""
 POST_EACH = "SELECT * FROM ledger_post_each($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
 POST_SIGNED_EACH = (
     "SELECT * FROM ledger_post_signed_each("

@@ -441,7 +441,8 @@ class LedgerStore:
     async def post_atomic(self, requests: Sequence[TransactionRequest]) -> list[TransactionResult]:
         """Writes all the transactions or, on the first error, none of them."""
         validate_batch(requests, expiry_max_s=self._settings.pending_expiry_max_s)
-        rows = await self._fetch(queries.POST_ATOMIC_GROUPED, *self.batch_arguments(requests))
+        query, arguments = self._atomic_call(requests)
+        rows = await self._fetch(query, *arguments)
         results: list[TransactionResult | None] = [None] * len(requests)
         for row in rows:
             for tx_index in row["tx_indexes"]:
@@ -482,17 +483,37 @@ class LedgerStore:
                 results.append(_named_error(row["outcome"], context))
         return results
 
+    def _atomic_call(
+        self, requests: Sequence[TransactionRequest]
+    ) -> tuple[str, tuple[object, ...]]:
+        """POST_ATOMIC_GROUPED and its arguments for validated requests, or the
+        uniform form when they share every value but their ids and postings."""
+        first = requests[0]
+        expires_in_s = self._expires_in_s(first)
+        shared = (first.kind, first.memo, first.category, first.unit_code, first.pending)
+        if any(
+            (request.kind, request.memo, request.category, request.unit_code, request.pending)
+            != shared
+            or request.expires_in_s != first.expires_in_s
+            for request in requests
+        ):
+            return queries.POST_ATOMIC_GROUPED, self.batch_arguments(requests)
+        return queries.POST_ATOMIC_UNIFORM_GROUPED, (
+            first.community_id,
+            [request.id for request in requests],
+            first.kind.value,
+            first.memo,
+            first.category,
+            [request.fingerprint() for request in requests],
+            first.unit_code,
+            first.pending,
+            expires_in_s,
+            *_legs(requests),
+        )
+
     def batch_arguments(self, requests: Sequence[TransactionRequest]) -> tuple[object, ...]:
         """The arguments of queries.POST_ATOMIC and POST_EACH for validated
         requests, for callers that post within a database transaction of their own."""
-        leg_tx: list[int] = []
-        leg_accounts: list[uuid.UUID] = []
-        leg_amounts: list[int] = []
-        for index, request in enumerate(requests, start=1):
-            for posting in request.postings:
-                leg_tx.append(index)
-                leg_accounts.append(posting.account_id)
-                leg_amounts.append(posting.amount)
         return (
             requests[0].community_id,
             [request.id for request in requests],
@@ -504,9 +525,7 @@ class LedgerStore:
             [request.pending for request in requests],
             [self._expires_in_s(request) for request in requests],
             [None] * len(requests),
-            leg_tx,
-            leg_accounts,
-            leg_amounts,
+            *_legs(requests),
         )
 
     async def confirm(
@@ -853,6 +872,22 @@ def _signatures_of_entry(entry: bytes) -> list[StoredSignature]:
         )
         for item in document.get("signatures") or ()
     ]
+
+
+def _legs(
+    requests: Sequence[TransactionRequest],
+) -> tuple[list[int], list[uuid.UUID], list[int]]:
+    """A batch's postings as the ledger functions take them: each leg's transaction
+    (its 1-based index in the batch), account and amount."""
+    leg_tx: list[int] = []
+    leg_accounts: list[uuid.UUID] = []
+    leg_amounts: list[int] = []
+    for index, request in enumerate(requests, start=1):
+        for posting in request.postings:
+            leg_tx.append(index)
+            leg_accounts.append(posting.account_id)
+            leg_amounts.append(posting.amount)
+    return leg_tx, leg_accounts, leg_amounts
 
 
 def _row_result(transaction_id: uuid.UUID, row: asyncpg.Record) -> TransactionResult:
