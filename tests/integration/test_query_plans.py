@@ -32,6 +32,7 @@ from timebank.ledger.models import (
 )
 from timebank.ledger.store import JOURNAL_AFTER_LAST, SEQ_AFTER_LAST, LedgerStore
 from timebank.migrations import apply_migrations
+from timebank.policies import queries as policy_queries
 from timebank.settings import Settings
 
 # A community of the size the benchmarks use, where a join alone was planned as a
@@ -546,3 +547,92 @@ async def test_revoking_a_members_pending_invitations_reads_theirs(
 
     read_rows = await rows_read(invited_community.pool, revoke, ["invitations"])
     assert read_rows["invitations"] == 1
+
+
+CHARGED_MONTHS = 12
+
+
+async def test_a_members_dues_are_read_from_their_accounts(
+    large_community: LargeCommunity,
+) -> None:
+    """A member's dues (asked by the member's page of fees and donations) read their
+    own accounts' charges by index, not every charge of the community. (PostgreSQL
+    18 finds them without migration 0030 too, skipping through the primary key's
+    schedules and periods; 15 reads every charge.)"""
+    pool, community_id = large_community.pool, large_community.community_id
+    payee = large_community.accounts[0]
+    async with pool.acquire() as connection, connection.transaction():
+        # A monthly membership fee charged to every account for a year.
+        schedule_id = await connection.fetchval(
+            """
+            INSERT INTO policy_schedules (community_id, kind, unit_id, period, starts_on,
+                                          amount, payer_kind, target_account)
+            SELECT $1, 'membership_fee', a.unit_id, 'month', '2025-01-01', 60, 'member', a.id
+              FROM accounts a WHERE a.community_id = $1 AND a.id = $2
+            RETURNING id
+            """,
+            community_id,
+            payee.id,
+        )
+        await connection.execute(
+            """
+            INSERT INTO policy_runs (community_id, schedule_id, period_start, period_end)
+            SELECT $1, $2, m, m + interval '1 month'
+              FROM generate_series('2025-01-01'::date, '2025-12-01'::date, interval '1 month') m
+            """,
+            community_id,
+            schedule_id,
+        )
+        await connection.execute(
+            """
+            INSERT INTO policy_charges (community_id, schedule_id, period_start, account_id,
+                                        amount, transaction_id, state, due_on, paid_at)
+            SELECT $1, $2, r.period_start, a.id, 60, gen_random_uuid(), 'paid',
+                   r.period_start, now()
+              FROM policy_runs r
+              JOIN accounts a ON a.community_id = r.community_id
+             WHERE r.community_id = $1 AND r.schedule_id = $2
+            """,
+            community_id,
+            schedule_id,
+        )
+    await pool.execute("ANALYZE policy_charges, policy_runs, policy_schedules, accounts")
+    member = large_community.accounts[21]
+    found: list[asyncpg.Record] = []
+
+    async def dues(connection: DatabaseConnection) -> None:
+        found[:] = await connection.fetch(
+            policy_queries.SELECT_DUES_OF_OWNERS, community_id, [member.owner_id], False
+        )
+
+    read_rows = await rows_read(pool, dues, ["policy_charges"])
+    read_entries = await index_entries_read(pool, dues, "policy_charges")
+    assert [row["account_id"] for row in found] == [member.id] * CHARGED_MONTHS
+    periods = [row["period_start"] for row in found]
+    assert periods == sorted(periods, reverse=True)
+    assert read_rows["policy_charges"] == CHARGED_MONTHS
+    # Against the community's 12,000 without the index (the primary key, probed by
+    # schedule, reads them all and fetches only the member's).
+    assert read_entries <= CHARGED_MONTHS + 1
+
+
+async def index_entries_read(
+    pool: asyncpg.Pool, call: Callable[[DatabaseConnection], Awaitable[object]], table: str
+) -> int:
+    """The index entries of this table's indexes that `call` read (cumulative
+    statistics, flushed before and after: a transaction has no counter of its own)."""
+
+    async def entries(connection: DatabaseConnection) -> int:
+        await connection.execute("SELECT pg_stat_force_next_flush()")
+        await connection.execute("SELECT pg_sleep(0.01)")  # idle once: the flush
+        await connection.execute("SELECT pg_stat_clear_snapshot()")
+        counted: int = await connection.fetchval(
+            "SELECT sum(idx_tup_read)::bigint FROM pg_stat_user_indexes WHERE relname = $1",
+            table,
+        )
+        return counted
+
+    async with pool.acquire() as connection:
+        before = await entries(connection)
+        await call(connection)
+        return await entries(connection) - before

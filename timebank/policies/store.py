@@ -175,9 +175,12 @@ class PolicyStore:
         unpaid_only: bool,
     ) -> list[Due]:
         """Charges of fees and donations, newest first: of these owners, or all."""
-        rows = await run_translated(
-            lambda: self._pool.fetch(queries.SELECT_DUES, community_id, owner_ids, unpaid_only)
-        )
+        arguments: tuple[object, ...]
+        if owner_ids is None:
+            query, arguments = queries.SELECT_DUES, (community_id, unpaid_only)
+        else:
+            query, arguments = queries.SELECT_DUES_OF_OWNERS, (community_id, owner_ids, unpaid_only)
+        rows = await run_translated(lambda: self._pool.fetch(query, *arguments))
         return [
             Due(
                 schedule_id=row["schedule_id"],
