@@ -602,7 +602,7 @@ async def test_a_members_dues_are_read_from_their_accounts(
 
     async def dues(connection: DatabaseConnection) -> None:
         found[:] = await connection.fetch(
-            policy_queries.SELECT_DUES_OF_OWNERS, community_id, [member.owner_id], False
+            policy_queries.SELECT_DUES_OF_OWNERS, community_id, False, [member.owner_id]
         )
 
     read_rows = await rows_read(pool, dues, ["policy_charges"])

@@ -84,37 +84,24 @@ ON CONFLICT (community_id, schedule_id, period_start, account_id) DO UPDATE
  WHERE policy_charges.state = 'unpaid'
 """
 # The charges, newest first: of the whole community (for its admins), or of some
-# owners' accounts (a member's own), found from their accounts by index (0030).
+# owners' accounts (a member's own, $3), found from their accounts by index (0030).
 # Two statements: one with an `($n IS NULL OR ...)` filter gets a generic plan that
 # serves both cases alike.
-_DUES_COLUMNS = """
+_DUES = """
 SELECT c.schedule_id, s.kind, c.period_start, c.account_id, a.owner_id, c.amount, c.state,
        c.problem, c.due_on, c.transaction_id,
        (c.state = 'unpaid' AND c.due_on < (now() AT TIME ZONE 'UTC')::date) AS overdue
-"""
-SELECT_DUES = (
-    _DUES_COLUMNS
-    + """
   FROM policy_charges c
   JOIN policy_schedules s ON s.community_id = c.community_id AND s.id = c.schedule_id
   JOIN accounts a ON a.community_id = c.community_id AND a.id = c.account_id
  WHERE c.community_id = $1 AND (NOT $2 OR c.state = 'unpaid')
+"""
+_DUES_NEWEST_FIRST = """
  ORDER BY c.period_start DESC, c.account_id
  LIMIT 500
 """
-)
-SELECT_DUES_OF_OWNERS = (
-    _DUES_COLUMNS
-    + """
-  FROM accounts a
-  JOIN policy_charges c ON c.community_id = a.community_id AND c.account_id = a.id
-  JOIN policy_schedules s ON s.community_id = c.community_id AND s.id = c.schedule_id
- WHERE a.community_id = $1 AND a.owner_id = ANY ($2::uuid[])
-   AND (NOT $3 OR c.state = 'unpaid')
- ORDER BY c.period_start DESC, c.account_id
- LIMIT 500
-"""
-)
+SELECT_DUES = _DUES + _DUES_NEWEST_FIRST
+SELECT_DUES_OF_OWNERS = _DUES + "   AND a.owner_id = ANY ($3::uuid[])" + _DUES_NEWEST_FIRST
 
 UPSERT_LIMIT_DEFAULTS = """
 INSERT INTO unit_limit_defaults (community_id, unit_id, party_kind, min_balance, max_balance)

@@ -179,7 +179,7 @@ class PolicyStore:
         if owner_ids is None:
             query, arguments = queries.SELECT_DUES, (community_id, unpaid_only)
         else:
-            query, arguments = queries.SELECT_DUES_OF_OWNERS, (community_id, owner_ids, unpaid_only)
+            query, arguments = queries.SELECT_DUES_OF_OWNERS, (community_id, unpaid_only, owner_ids)
         rows = await run_translated(lambda: self._pool.fetch(query, *arguments))
         return [
             Due(
