@@ -316,12 +316,21 @@ SELECT u.code, u.kind, count(a.id) AS account_count,
 # A resolution's signature, handed to its log entry (the only copy kept): raises
 # key_revoked if the key is not live.
 STAGE_RESOLUTION_SIGNATURE = "SELECT ledger_stage_resolution_signature($1, $2, $3, $4, $5, $6)"
-# A transaction's signatures are in its log entries (the transaction's own, and its
-# resolution's), in log order.
-SELECT_SIGNED_ENTRIES = """
-SELECT entry FROM log_entries
- WHERE community_id = $1 AND transaction_id = $2
- ORDER BY leaf_index
+# A transaction's log entries (its writing's and its resolution's), in log order:
+# its signatures are there, and its receipts. Found by the times the transaction was
+# written and resolved (0031); the entries written before 0031, by its id alone.
+SELECT_TRANSACTION_LOG_ENTRIES = """
+SELECT e.leaf_index, e.entry
+  FROM transactions t
+  JOIN log_entries e
+    ON e.community_id = t.community_id
+   AND e.written_at = ANY (ARRAY[t.created_at, t.resolved_at])
+   AND e.transaction_id = t.id
+ WHERE t.community_id = $1 AND t.id = $2
+UNION ALL
+SELECT e.leaf_index, e.entry FROM log_entries e
+ WHERE e.community_id = $1 AND e.transaction_id = $2 AND e.written_at IS NULL
+ ORDER BY 1
 """
 
 # The amount a payee proposed, kept once: a retry of the proposal writes nothing.

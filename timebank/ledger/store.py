@@ -628,7 +628,9 @@ class LedgerStore:
     async def signatures(
         self, community_id: uuid.UUID, transaction_id: uuid.UUID
     ) -> list[StoredSignature]:
-        rows = await self._fetch(queries.SELECT_SIGNED_ENTRIES, community_id, transaction_id)
+        rows = await self._fetch(
+            queries.SELECT_TRANSACTION_LOG_ENTRIES, community_id, transaction_id
+        )
         return [
             signature for row in rows for signature in _signatures_of_entry(bytes(row["entry"]))
         ]

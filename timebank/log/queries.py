@@ -1,5 +1,7 @@
 """The log's SQL, as named constants; values are always parameters."""
 
+from timebank.ledger import queries as ledger_queries
+
 SELECT_ORIGIN = "SELECT origin FROM log_identities WHERE community_id = $1"
 # An origin is <prefix>/<slug> and names its community's slug (0025): unique across
 # communities by construction, as slugs are.
@@ -81,7 +83,4 @@ VALUES ($1, $2, $3, $4)
 ON CONFLICT (community_id, tree_size, witness_name)
 DO UPDATE SET signature_line = EXCLUDED.signature_line
 """
-SELECT_TRANSACTION_LEAVES = """
-SELECT leaf_index, entry FROM log_entries
- WHERE community_id = $1 AND transaction_id = $2 ORDER BY leaf_index
-"""
+SELECT_TRANSACTION_LEAVES = ledger_queries.SELECT_TRANSACTION_LOG_ENTRIES
