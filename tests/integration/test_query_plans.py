@@ -16,6 +16,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import date
 
 import asyncpg
 import pytest
@@ -553,17 +554,13 @@ async def test_revoking_a_members_pending_invitations_reads_theirs(
 CHARGED_MONTHS = 12
 
 
-async def test_a_members_dues_are_read_from_their_accounts(
-    large_community: LargeCommunity,
-) -> None:
-    """A member's dues (asked by the member's page of fees and donations) read their
-    own accounts' charges by index, not every charge of the community. (PostgreSQL
-    18 finds them without migration 0030 too, skipping through the primary key's
-    schedules and periods; 15 reads every charge.)"""
+@pytest.fixture(scope="module")
+async def charged_community(large_community: LargeCommunity) -> LargeCommunity:
+    """A monthly membership fee charged to every account of the large community for a
+    year: 12,000 charges."""
     pool, community_id = large_community.pool, large_community.community_id
     payee = large_community.accounts[0]
     async with pool.acquire() as connection, connection.transaction():
-        # A monthly membership fee charged to every account for a year.
         schedule_id = await connection.fetchval(
             """
             INSERT INTO policy_schedules (community_id, kind, unit_id, period, starts_on,
@@ -598,7 +595,18 @@ async def test_a_members_dues_are_read_from_their_accounts(
             schedule_id,
         )
     await pool.execute("ANALYZE policy_charges, policy_runs, policy_schedules, accounts")
-    member = large_community.accounts[21]
+    return large_community
+
+
+async def test_a_members_dues_are_read_from_their_accounts(
+    charged_community: LargeCommunity,
+) -> None:
+    """A member's dues (asked by the member's page of fees and donations) read their
+    own accounts' charges by index, not every charge of the community. (PostgreSQL
+    18 finds them without migration 0030 too, skipping through the primary key's
+    schedules and periods; 15 reads every charge.)"""
+    pool, community_id = charged_community.pool, charged_community.community_id
+    member = charged_community.accounts[21]
     found: list[asyncpg.Record] = []
 
     async def dues(connection: DatabaseConnection) -> None:
@@ -615,6 +623,31 @@ async def test_a_members_dues_are_read_from_their_accounts(
     # Against the community's 12,000 without the index (the primary key, probed by
     # schedule, reads them all and fetches only the member's).
     assert read_entries <= CHARGED_MONTHS + 1
+
+
+DUES_LIST_SIZE = 500  # SELECT_DUES's LIMIT
+
+
+async def test_the_communitys_dues_read_their_newest_page(
+    charged_community: LargeCommunity,
+) -> None:
+    """The admins' list of dues (newest first, DUES_LIST_SIZE of them) reads that
+    many charges by index (0032), not every charge of the community sorted."""
+    pool, community_id = charged_community.pool, charged_community.community_id
+    found: list[asyncpg.Record] = []
+
+    async def dues(connection: DatabaseConnection) -> None:
+        found[:] = await connection.fetch(policy_queries.SELECT_DUES, community_id, False)
+
+    read_rows = await rows_read(pool, dues, ["policy_charges"])
+    read_entries = await index_entries_read(pool, dues, "policy_charges")
+    assert len(found) == DUES_LIST_SIZE
+    order = [(row["period_start"], row["account_id"]) for row in found]
+    assert order == sorted(order, key=lambda key: (-key[0].toordinal(), key[1]))
+    assert {row["period_start"] for row in found} == {date(2025, 12, 1)}
+    # Against the community's 12,000 without the index.
+    assert read_rows["policy_charges"] <= DUES_LIST_SIZE + 1
+    assert read_entries <= DUES_LIST_SIZE + 1
 
 
 async def index_entries_read(
