@@ -10,27 +10,27 @@ POST_ATOMIC = (
 # The same, its results grouped by all but the index: what one call writes shares
 # its times, so a batch's results come as one row or a few instead of one per
 # transaction (1,000 rows took about 1.4 ms to send and decode).
-POST_ATOMIC_GROUPED = """
+_GROUPED_RESULTS = """
 SELECT array_agg(r.tx_index) AS tx_indexes, r.outcome, r.state, r.created_at, r.resolved_at,
        r.expires_at
-  FROM ledger_post_atomic($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) AS r
+  FROM {source} AS r
  GROUP BY r.outcome, r.state, r.created_at, r.resolved_at, r.expires_at
 """
+POST_ATOMIC_GROUPED = _GROUPED_RESULTS.format(
+    source="ledger_post_atomic($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+)
 # The same for a batch whose transactions share all but their ids, fingerprints
 # and postings (kind, memo, category, unit, pending, lifetime; none reverses): the
 # shared values are sent once and spread into arrays by the server. Encoding 7,000
 # array elements fewer took a batch of 1,000 from about 42 to 40 ms (asyncpg checks
 # every element it encodes).
-POST_ATOMIC_UNIFORM_GROUPED = """
-SELECT array_agg(r.tx_index) AS tx_indexes, r.outcome, r.state, r.created_at, r.resolved_at,
-       r.expires_at
-  FROM (SELECT ARRAY[cardinality($2::uuid[])] AS n) AS size,
+POST_ATOMIC_UNIFORM_GROUPED = _GROUPED_RESULTS.format(
+    source="""(SELECT ARRAY[cardinality($2::uuid[])] AS n) AS size,
        ledger_post_atomic($1, $2, array_fill($3::text, size.n), array_fill($4::text, size.n),
                           array_fill($5::text, size.n), $6, array_fill($7::text, size.n),
                           array_fill($8::boolean, size.n), array_fill($9::integer, size.n),
-                          array_fill(NULL::uuid, size.n), $10, $11, $12) AS r
- GROUP BY r.outcome, r.state, r.created_at, r.resolved_at, r.expires_at
-"""
+                          array_fill(NULL::uuid, size.n), $10, $11, $12)"""
+)
 POST_EACH = "SELECT * FROM ledger_post_each($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
 POST_SIGNED_EACH = (
     "SELECT * FROM ledger_post_signed_each("

@@ -489,14 +489,8 @@ class LedgerStore:
         """POST_ATOMIC_GROUPED and its arguments for validated requests, or the
         uniform form when they share every value but their ids and postings."""
         first = requests[0]
-        expires_in_s = self._expires_in_s(first)
-        shared = (first.kind, first.memo, first.category, first.unit_code, first.pending)
-        if any(
-            (request.kind, request.memo, request.category, request.unit_code, request.pending)
-            != shared
-            or request.expires_in_s != first.expires_in_s
-            for request in requests
-        ):
+        shared = _shared_values(first)
+        if any(_shared_values(request) != shared for request in requests):
             return queries.POST_ATOMIC_GROUPED, self.batch_arguments(requests)
         return queries.POST_ATOMIC_UNIFORM_GROUPED, (
             first.community_id,
@@ -507,7 +501,7 @@ class LedgerStore:
             [request.fingerprint() for request in requests],
             first.unit_code,
             first.pending,
-            expires_in_s,
+            self._expires_in_s(first),
             *_legs(requests),
         )
 
@@ -874,6 +868,18 @@ def _signatures_of_entry(entry: bytes) -> list[StoredSignature]:
         )
         for item in document.get("signatures") or ()
     ]
+
+
+def _shared_values(request: TransactionRequest) -> tuple[object, ...]:
+    """What a uniform batch's transactions must have in common (POST_ATOMIC_UNIFORM_GROUPED)."""
+    return (
+        request.kind,
+        request.memo,
+        request.category,
+        request.unit_code,
+        request.pending,
+        request.expires_in_s,
+    )
 
 
 def _legs(
