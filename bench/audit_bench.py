@@ -17,7 +17,8 @@ hashing, parsing and replay) as a share of the verification's time (the issue's
 "under 30% on top" of 0.7x); then (c) the ledger's single
 transfers at 32 concurrent callers on a scratch database with the log triggers
 disabled (the baseline), against the same logged, and against signed transfers
-(verified as the API verifies them, posted with `post_signed`), logged or not.
+(verified as the API verifies them, posted with `post_signed`), logged or not,
+on the service's event loop (uvloop's where installed, as `timebank serve` does).
 
 Exits 1 only if something is broken (a valid bundle refused, a changed one accepted),
 never for a missed target.
@@ -26,7 +27,6 @@ never for a missed target.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import hashlib
 import json
 import os
@@ -52,6 +52,7 @@ import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.ledger_bench import bench_database, run_callers
+from timebank.cli import run_on_service_loop
 from timebank.database import create_pool, with_database_name
 from timebank.ledger.models import LIMIT_ABSOLUTE_MAX, PartyKind, TransactionRequest, UnitKind
 from timebank.ledger.store import LedgerStore
@@ -935,7 +936,7 @@ def audit_figures(transactions: int, quick: bool) -> AuditFigures:
 
 def main(transactions: int, quick: bool) -> int:
     audit = audit_figures(transactions, quick)
-    ledger = asyncio.run(ledger_figures(quick))
+    ledger = run_on_service_loop(ledger_figures(quick))
     print_summary(audit, ledger)
     broken = not accepted(audit.bundle, audit.verification.result) or not all(
         finding.refused for finding in audit.findings

@@ -10,7 +10,8 @@ updates, two entries; no checks) as the machine's ceiling, (b) the ledger's sing
 transfers at 1, 8 and 32 concurrent callers, (c) atomic batches of 100 and 1,000
 against a raw set-based batch, from one caller and (1,000) from two, and (d) an
 account's balance plus its latest page of history with 1,000,000 postings on that
-account, against a bare round trip.
+account, against a bare round trip. Everything runs on the service's event loop
+(uvloop's where installed, as `timebank serve` does).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pathlib import Path
 
 import asyncpg
 
+from timebank.cli import run_on_service_loop
 from timebank.database import create_pool, database_uri, with_database_name
 from timebank.ledger.models import (
     LIMIT_ABSOLUTE_MAX,
@@ -546,4 +548,4 @@ if __name__ == "__main__":
     )
     arguments = parser.parse_args()
     read_postings = arguments.read_postings or (50_000 if arguments.quick else 1_000_000)
-    raise SystemExit(asyncio.run(main(arguments.quick, read_postings)))
+    raise SystemExit(run_on_service_loop(main(arguments.quick, read_postings)))

@@ -15,7 +15,6 @@ transfers in atomic batches of 1,000 (the funding of those accounts).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import random
 import secrets
 import sys
@@ -26,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from bench.ledger_bench import Row, bench_database, compare, print_table
+from timebank.cli import run_on_service_loop
 from timebank.database import create_pool
 from timebank.ledger.models import (
     BATCH_SIZE_MAX,
@@ -260,4 +260,4 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="10,000 accounts, short rounds")
     arguments = parser.parse_args()
-    sys.exit(asyncio.run(main(arguments.quick)))
+    sys.exit(run_on_service_loop(main(arguments.quick)))

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 from pydantic import ValidationError as SettingsValidationError
 
@@ -29,6 +30,8 @@ from timebank.settings import Settings
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+
+T = TypeVar("T")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -215,6 +218,13 @@ def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
+def run_on_service_loop(main: Coroutine[Any, Any, T]) -> T:
+    """Runs `main` on the event loop the service runs on (uvloop's where installed):
+    for the service, and for the benchmarks that measure its parts."""
+    with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
+        return runner.run(main)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = _parser().parse_args(argv)
     try:
@@ -250,8 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _create_operator(settings, arguments.email, arguments.password, arguments.name)
             )
         prepare = create_demo_community if arguments.command == "demo" else None
-        with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
-            runner.run(serve(settings, prepare=prepare))
+        run_on_service_loop(serve(settings, prepare=prepare))
         return EXIT_OK
     except (
         DatabaseError,
