@@ -8,6 +8,7 @@ a decoding, a point addition and a scalar multiplication written for this test o
 
 from __future__ import annotations
 
+import hashlib
 import random
 
 import pytest
@@ -141,3 +142,74 @@ def test_a_signature_anyone_can_make_no_longer_verifies() -> None:
     library_key = Ed25519PublicKey.from_public_bytes(IDENTITY_KEY)
     library_key.verify(forged, message)  # raises nothing: the library alone would accept it
     assert not intents.verify_signature(intents.KeyAlgorithm.ED25519, IDENTITY_KEY, message, forged)
+    assert not intents.verify_signature_strictly(
+        intents.KeyAlgorithm.ED25519, IDENTITY_KEY, message, forged
+    )
+
+
+# The service verifies with libsodium, the audit with OpenSSL (intents.py): what the
+# service accepts, the audit must accept too.
+
+
+def _secret_scalar(key: Ed25519PrivateKey) -> int:
+    """RFC 8032 5.1.5: the first half of SHA-512(seed), clamped."""
+    digest = bytearray(hashlib.sha512(key.private_bytes_raw()).digest()[:32])
+    digest[0] &= 248
+    digest[31] &= 127
+    digest[31] |= 64
+    return int.from_bytes(digest, "little")
+
+
+def _challenge(encoded_r: bytes, public_key: bytes, message: bytes) -> int:
+    return int.from_bytes(hashlib.sha512(encoded_r + public_key + message).digest(), "little") % L
+
+
+def test_a_holder_s_signature_with_r_of_small_order_verifies_for_the_audit_only() -> None:
+    """With R the neutral element and S = k·a, the equation holds: only the key's
+    holder can make it (a is the secret scalar). OpenSSL accepts it; libsodium, the
+    service's verification, refuses it, so it never reaches the log."""
+    key = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+    public_key = key.public_key().public_bytes_raw()
+    message = b'{"amount":90,"type":"transfer"}'
+    neutral = _encode(NEUTRAL)
+    crafted = neutral + (
+        _challenge(neutral, public_key, message) * _secret_scalar(key) % L
+    ).to_bytes(32, "little")
+    honest = key.sign(message)
+    verifier = intents.load_public_key(intents.KeyAlgorithm.ED25519, public_key)
+    assert verifier.verify(message, crafted)
+    assert not verifier.verify_strictly(message, crafted)
+    assert verifier.verify(message, honest)
+    assert verifier.verify_strictly(message, honest)
+
+
+def _changed(data: bytes, generator: random.Random) -> bytes:
+    position = generator.randrange(len(data))
+    return (
+        data[:position]
+        + bytes([data[position] ^ (1 << generator.randrange(8))])
+        + data[position + 1 :]
+    )
+
+
+def test_the_service_s_and_the_audit_s_verifications_agree_on_signatures_and_changes() -> None:
+    """Valid signatures, one bit changed in the signature (R or S) or the message,
+    and S + L (the same S spelled at or above the group order): both accept the
+    first and refuse the others."""
+    generator = random.Random(2026)
+    for case in range(150):
+        key = Ed25519PrivateKey.from_private_bytes(generator.randbytes(32))
+        public_key = key.public_key().public_bytes_raw()
+        message = generator.randbytes(generator.randrange(1, 400))
+        signature = key.sign(message)
+        verifier = intents.load_public_key(intents.KeyAlgorithm.ED25519, public_key)
+        s_plus_order = int.from_bytes(signature[32:], "little") + L
+        variants = [
+            (message, signature, True),
+            (message, _changed(signature, generator), False),
+            (_changed(message, generator), signature, False),
+            (message, signature[:32] + s_plus_order.to_bytes(32, "little"), False),
+        ]
+        for signed, candidate, valid in variants:
+            assert verifier.verify(signed, candidate) is valid, case
+            assert verifier.verify_strictly(signed, candidate) is valid, case

@@ -59,13 +59,13 @@ async def test_many_verifications_run_on_the_workers_not_the_event_loop(
     """Each verification is done by one of the worker threads, and all of them
     answer right when many are asked at once."""
     seen_threads: set[str] = set()
-    verify = intents.verify_signature
+    verify = intents.verify_signature_strictly
 
     def recording(*arguments: object) -> bool:
         seen_threads.add(threading.current_thread().name)
         return verify(*arguments)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(intents, "verify_signature", recording)
+    monkeypatch.setattr(intents, "verify_signature_strictly", recording)
     algorithm, public_key, signature = ed25519_case()
     checks = SignatureVerifier(2)
     try:
@@ -90,13 +90,13 @@ async def test_the_workers_verify_at_idle_priority_only_when_asked(
     """At idle priority (Linux SCHED_IDLE, per thread), the workers take only CPU
     time nothing else wants; the event loop's thread keeps its own priority."""
     policies: set[int] = set()
-    verify = intents.verify_signature
+    verify = intents.verify_signature_strictly
 
     def recording(*arguments: object) -> bool:
         policies.add(os.sched_getscheduler(0))
         return verify(*arguments)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(intents, "verify_signature", recording)
+    monkeypatch.setattr(intents, "verify_signature_strictly", recording)
     algorithm, public_key, signature = ed25519_case()
     loop_policy = os.sched_getscheduler(0)
     # (No rescue in this test: on a busy machine one could come at 50 ms.)
@@ -139,7 +139,7 @@ async def test_a_share_left_waiting_by_the_idle_workers_is_rescued_at_normal_pri
     stuck = threading.Event()
     release = threading.Event()
     verified_by: dict[bytes, tuple[str, int]] = {}
-    verify = intents.verify_signature
+    verify = intents.verify_signature_strictly
 
     def recording(*arguments: object) -> bool:
         message = arguments[2]
@@ -150,7 +150,7 @@ async def test_a_share_left_waiting_by_the_idle_workers_is_rescued_at_normal_pri
             assert release.wait(10)
         return verify(*arguments)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(intents, "verify_signature", recording)
+    monkeypatch.setattr(intents, "verify_signature_strictly", recording)
     key = Ed25519PrivateKey.generate()
     public_key = key.public_key().public_bytes_raw()
     checks = SignatureVerifier(1, idle_priority=True, rescue_after_s=0.05)
@@ -220,13 +220,13 @@ async def test_a_caller_that_gives_up_leaves_the_others_their_verdicts() -> None
 async def test_an_error_inside_a_verification_reaches_its_caller(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """verify_signature never raises on bad bytes; if it raised (a bug), the caller
+    """verify_signature_strictly never raises on bad bytes; if it raised (a bug), the caller
     sees the error instead of waiting forever."""
 
     def broken(*arguments: object) -> bool:
         raise ValueError("broken")
 
-    monkeypatch.setattr(intents, "verify_signature", broken)
+    monkeypatch.setattr(intents, "verify_signature_strictly", broken)
     algorithm, public_key, signature = ed25519_case()
     checks = SignatureVerifier(1)
     try:

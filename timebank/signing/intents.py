@@ -19,6 +19,16 @@ Keys are Ed25519 (32 raw bytes) or ECDSA P-256 as WebCrypto exports and signs wi
 65-byte uncompressed point and a 64-byte r||s signature (IEEE P1363) over SHA-256. A key's id
 is the first 16 bytes of SHA-256(algorithm name || 0x00 || public key), base64url (22 chars).
 
+Ed25519 signatures are verified by two implementations: the service's checks
+(`verify_signature_strictly`) by libsodium (PyNaCl), the audit's replay of the log
+(`verify_signature`) by OpenSSL (pyca/cryptography). Both apply RFC 8032's equation
+without the cofactor and refuse an `S` at or above the group's order; libsodium also
+refuses an `R` of small order, which only the key's holder can make verify (with
+`R` the neutral element and `S` = k·a). So whatever the service accepts, the audit
+accepts; a signature the service refused never reaches the log; and a bug in either
+library stands in front of the other. libsodium verifies in about 60% of OpenSSL's
+time (docs/scaling.md). Keys are checked the same way for both (`load_public_key`).
+
 Everything here is pure. Refusals are `SignatureError`s with a stable `code`; the caller maps
 them to its own errors (this module does not import the rest of Timebank).
 """
@@ -36,6 +46,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, NamedTuple, cast
 
+import nacl.bindings
+import nacl.exceptions
 import rfc8785
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -227,7 +239,8 @@ class Verifier:
         return public_key_id(self.algorithm, self.public_key)
 
     def verify(self, message: bytes, signature: bytes) -> bool:
-        """True if `signature` (64 bytes) signs `message`; False for anything else."""
+        """True if `signature` (64 bytes) signs `message`; False for anything else.
+        OpenSSL's verification: the audit's."""
         if len(signature) != SIGNATURE_SIZE_BYTES:
             return False
         try:
@@ -240,6 +253,20 @@ class Verifier:
                     _p1363_to_der(signature), message, ec.ECDSA(hashes.SHA256())
                 )
         except InvalidSignature:
+            return False
+        return True
+
+    def verify_strictly(self, message: bytes, signature: bytes) -> bool:
+        """`verify`, by libsodium for Ed25519, which also refuses an `R` of small
+        order: the service's verification. It accepts nothing `verify` refuses."""
+        if self.algorithm is not KeyAlgorithm.ED25519:
+            return self.verify(message, signature)
+        if len(signature) != SIGNATURE_SIZE_BYTES:
+            return False
+        assert len(self.public_key) == ED25519_PUBLIC_KEY_SIZE_BYTES
+        try:
+            nacl.bindings.crypto_sign_open(signature + message, self.public_key)
+        except nacl.exceptions.BadSignatureError:
             return False
         return True
 
@@ -274,6 +301,17 @@ def verify_signature(
     except SignatureMalformed:
         return False
     return verifier.verify(message, signature)
+
+
+def verify_signature_strictly(
+    algorithm: KeyAlgorithm, public_key: bytes, message: bytes, signature: bytes
+) -> bool:
+    """`verify_signature` as the service verifies (`Verifier.verify_strictly`)."""
+    try:
+        verifier = load_public_key(algorithm, public_key)
+    except SignatureMalformed:
+        return False
+    return verifier.verify_strictly(message, signature)
 
 
 def require_valid_signature(
