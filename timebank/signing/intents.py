@@ -295,23 +295,25 @@ def load_public_key(algorithm: KeyAlgorithm, raw: bytes) -> Verifier:
 def verify_signature(
     algorithm: KeyAlgorithm, public_key: bytes, message: bytes, signature: bytes
 ) -> bool:
-    """True only for a well-formed key and a valid signature; never raises on bad bytes."""
-    try:
-        verifier = load_public_key(algorithm, public_key)
-    except SignatureMalformed:
-        return False
-    return verifier.verify(message, signature)
+    """True only for a well-formed key and a valid signature; never raises on bad bytes.
+    The audit's verification (`Verifier.verify`)."""
+    verifier = _loaded_or_none(algorithm, public_key)
+    return verifier is not None and verifier.verify(message, signature)
 
 
 def verify_signature_strictly(
     algorithm: KeyAlgorithm, public_key: bytes, message: bytes, signature: bytes
 ) -> bool:
     """`verify_signature` as the service verifies (`Verifier.verify_strictly`)."""
+    verifier = _loaded_or_none(algorithm, public_key)
+    return verifier is not None and verifier.verify_strictly(message, signature)
+
+
+def _loaded_or_none(algorithm: KeyAlgorithm, public_key: bytes) -> Verifier | None:
     try:
-        verifier = load_public_key(algorithm, public_key)
+        return load_public_key(algorithm, public_key)
     except SignatureMalformed:
-        return False
-    return verifier.verify_strictly(message, signature)
+        return None
 
 
 def require_valid_signature(
