@@ -20,7 +20,12 @@ hashing, parsing and replay) as a share of the verification's time (the issue's
 transfers at 32 concurrent callers on a scratch database with the log triggers
 disabled (the baseline), against the same logged, and against signed transfers
 (verified as the API verifies them, posted with `post_signed`), logged or not,
-on the service's event loop (uvloop's where installed, as `timebank serve` does).
+on the service's event loop (uvloop's where installed, as `timebank serve` does),
+after writing WAL into recycled segments as a running server does (ledger_bench).
+Each ledger figure comes with its CPU time per transfer, this process's (the
+event loop and the verifying threads) and the database server's (when it runs on
+this machine), and the signed and logged path with the rate its CPU cost would
+allow with every core busy: the overhead that no scheduling can remove here.
 
 Exits 1 only if something is broken (a valid bundle refused, a changed one accepted),
 never for a missed target.
@@ -54,7 +59,12 @@ import nacl.bindings
 import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bench.ledger_bench import bench_database, run_callers
+from bench.ledger_bench import (
+    WAL_WARM_SEGMENTS,
+    bench_database,
+    recycle_wal_segments,
+    run_callers,
+)
 from timebank.cli import run_on_service_loop
 from timebank.database import create_pool, with_database_name
 from timebank.ledger.models import LIMIT_ABSOLUTE_MAX, PartyKind, TransactionRequest, UnitKind
@@ -539,15 +549,33 @@ def cpu_s_so_far() -> float:
         resource.getrusage(resource.RUSAGE_CHILDREN),
     )
     total = own.ru_utime + own.ru_stime + reaped.ru_utime + reaped.ru_stime
+    for fields in _process_stats():
+        if fields.parent_pid == os.getpid():
+            total += fields.cpu_s_with_reaped
+    return total
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessStat:
+    """What /proc/PID/stat says of one process."""
+
+    pid: int
+    parent_pid: int
+    cpu_s: float  # its own user and system time
+    cpu_s_with_reaped: float  # and that of its children it has reaped
+
+
+def _process_stats() -> Iterator[ProcessStat]:
     ticks_per_s = os.sysconf("SC_CLK_TCK")
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue  # gone meanwhile
-        if int(fields[1]) == os.getpid():  # ppid; then utime, stime, cutime, cstime
-            total += sum(int(field) for field in fields[11:15]) / ticks_per_s
-    return total
+        # After the name: state, ppid, ..., utime, stime, cutime, cstime (11 to 14).
+        own = (int(fields[11]) + int(fields[12])) / ticks_per_s
+        reaped = (int(fields[13]) + int(fields[14])) / ticks_per_s
+        yield ProcessStat(int(stat.parent.name), int(fields[1]), own, own + reaped)
 
 
 def accepted(bundle: Bundle, result: Verification) -> bool:
@@ -804,6 +832,82 @@ class LedgerFigure:
     transfers_per_s: float
     # 1 - rate / the baseline's rate of the same round, median of the rounds.
     overhead: float
+    # CPU time per transfer (median of the rounds): this process (the service's
+    # event loop and verifying threads), and the database server's processes when
+    # they run on this machine (None otherwise).
+    service_cpu_us: float
+    database_cpu_us: float | None
+
+    def cpu_bound_rate(self, cores: int) -> float | None:
+        """Transfers per second with every core busy at this CPU cost per transfer:
+        no arrangement of the work on this machine goes faster."""
+        if self.database_cpu_us is None:
+            return None
+        return cores * 1e6 / (self.service_cpu_us + self.database_cpu_us)
+
+
+class CpuMeter:
+    """CPU seconds of this process and of the database server's processes on this
+    machine, and wall-clock seconds, over the timed part of a run (`run_callers`'s
+    `on_measuring`)."""
+
+    def __init__(self, server_pid: int | None) -> None:
+        self._server_pid = server_pid
+        self._started: tuple[float, float | None, float] = (0.0, None, 0.0)
+        self.used: tuple[float, float | None, float] = (0.0, None, 0.0)
+
+    def __call__(self, starting: bool) -> None:
+        now = (self._service_cpu_s(), self._server_cpu_s(), time.perf_counter())
+        if starting:
+            self._started = now
+            return
+        service_then, server_then, wall_then = self._started
+        service_now, server_now, wall_now = now
+        server_used = (
+            None if server_then is None or server_now is None else server_now - server_then
+        )
+        self.used = (service_now - service_then, server_used, wall_now - wall_then)
+
+    @staticmethod
+    def _service_cpu_s() -> float:
+        times = os.times()
+        return times.user + times.system
+
+    def _server_cpu_s(self) -> float | None:
+        """The server's main process and its children (backends, WAL writer...)."""
+        if self._server_pid is None:
+            return None
+        return sum(
+            stat.cpu_s
+            for stat in _process_stats()
+            if self._server_pid in (stat.pid, stat.parent_pid)
+        )
+
+
+async def local_server_pid(pool: asyncpg.Pool) -> int | None:
+    """The database server's main process, if the server runs on this machine (its
+    backend is reached over a Unix socket or loopback and shows in /proc as
+    PostgreSQL's); None otherwise."""
+    async with pool.acquire() as connection:
+        row = await connection.fetchrow("SELECT pg_backend_pid(), host(inet_server_addr())")
+    assert row is not None
+    backend_pid, address = row
+    if address not in (None, "127.0.0.1", "::1"):
+        return None
+    return _postgres_parent_pid(backend_pid)
+
+
+def _postgres_parent_pid(backend_pid: int) -> int | None:
+    try:
+        name = Path(f"/proc/{backend_pid}/comm").read_text().strip()
+    except OSError:
+        return None
+    if not name.startswith("postgres"):
+        return None
+    for stat in _process_stats():
+        if stat.pid == backend_pid:
+            return stat.parent_pid
+    return None
 
 
 async def ledger_figures(quick: bool) -> dict[str, LedgerFigure]:
@@ -815,6 +919,9 @@ async def ledger_figures(quick: bool) -> dict[str, LedgerFigure]:
             try:
                 logged = await ledger_side(logged_uri, Path(directory), logged=True)
                 unlogged = await ledger_side(unlogged_uri, Path(directory), logged=False)
+                # As a running server writes WAL: into recycled segments (ledger_bench).
+                await recycle_wal_segments(logged.pool, 8 if quick else WAL_WARM_SEGMENTS)
+                meter = CpuMeter(await local_server_pid(logged.pool))
                 operations = {
                     UNLOGGED: unsigned_operation(unlogged),
                     LOGGED: unsigned_operation(logged),
@@ -822,10 +929,19 @@ async def ledger_figures(quick: bool) -> dict[str, LedgerFigure]:
                     SIGNED_LOGGED: await prepared_signed_operation(logged, duration_s * rounds),
                 }
                 rates: dict[str, list[float]] = {name: [] for name in operations}
+                service_cpu_us: dict[str, list[float]] = {name: [] for name in operations}
+                database_cpu_us: dict[str, list[float]] = {name: [] for name in operations}
                 for _ in range(rounds):
                     for name, operation in operations.items():
-                        rate, _ = await run_callers(CALLERS, duration_s, operation)
+                        rate, _ = await run_callers(
+                            CALLERS, duration_s, operation, on_measuring=meter
+                        )
                         rates[name].append(rate)
+                        service_cpu_s, database_cpu_s, wall_s = meter.used
+                        transfers = rate * wall_s
+                        service_cpu_us[name].append(service_cpu_s / transfers * 1e6)
+                        if database_cpu_s is not None:
+                            database_cpu_us[name].append(database_cpu_s / transfers * 1e6)
                 for side in (logged, unlogged):
                     await side.pool.close()
                     side.verifier.close()
@@ -837,6 +953,8 @@ async def ledger_figures(quick: bool) -> dict[str, LedgerFigure]:
             statistics.median(
                 1 - rate / base for rate, base in zip(rates[name], rates[UNLOGGED], strict=True)
             ),
+            statistics.median(service_cpu_us[name]),
+            statistics.median(database_cpu_us[name]) if database_cpu_us[name] else None,
         )
         for name in rates
     }
@@ -1057,15 +1175,45 @@ def audit_rows(audit: AuditFigures) -> list[Row]:
 
 
 def ledger_rows(ledger: dict[str, LedgerFigure]) -> list[Row]:
-    return [
+    rows = [
         (
             f"ledger single transfers, {CALLERS} callers: {name}",
             f"{figure.transfers_per_s:,.0f}/s",
             "" if name == UNLOGGED else _overhead_target(name, figure),
-            "the baseline" if name == UNLOGGED else f"overhead {figure.overhead:.1%}",
+            ("the baseline" if name == UNLOGGED else f"overhead {figure.overhead:.1%}")
+            + f"; CPU per transfer: {_cpu_text(figure)}",
         )
         for name, figure in ledger.items()
     ]
+    rows.append(_cpu_bound_row(ledger[UNLOGGED], ledger[SIGNED_LOGGED]))
+    return rows
+
+
+def _cpu_text(figure: LedgerFigure) -> str:
+    database = (
+        "database not on this machine"
+        if figure.database_cpu_us is None
+        else f"database {figure.database_cpu_us:.0f} us"
+    )
+    return f"service {figure.service_cpu_us:.0f} us, {database}"
+
+
+def _cpu_bound_row(baseline: LedgerFigure, signed: LedgerFigure) -> Row:
+    """The signed and logged path's rate with every core busy, and the overhead it
+    leaves at best against the baseline's measured rate: how much of the overhead
+    is CPU this machine has not got, whatever the scheduling."""
+    cores = os.cpu_count() or 1
+    name = f"  {SIGNED_LOGGED}: rate with all {cores} cores busy"
+    rate = signed.cpu_bound_rate(cores)
+    if rate is None:
+        return (name, "n/a", "", "the database's CPU is not measurable from here")
+    floor = max(0.0, 1 - rate / baseline.transfers_per_s)
+    return (
+        name,
+        f"{rate:,.0f}/s",
+        "",
+        f"at its CPU per transfer; overhead at best {floor:.1%} against the baseline's rate",
+    )
 
 
 if __name__ == "__main__":

@@ -123,10 +123,15 @@ def percentile(samples: list[float], fraction: float) -> float:
 
 
 async def run_callers(
-    callers: int, duration_s: float, operation: Callable[[random.Random], Awaitable[int]]
+    callers: int,
+    duration_s: float,
+    operation: Callable[[random.Random], Awaitable[int]],
+    *,
+    on_measuring: Callable[[bool], None] | None = None,
 ) -> tuple[float, list[float]]:
     """Runs `callers` concurrent loops of `operation` for duration_s after a short
-    warm-up; returns (transfers per second, latencies in ms)."""
+    warm-up; returns (transfers per second, latencies in ms). `on_measuring` is
+    told when the timed part starts (True) and when it has ended (False)."""
     latencies_ms: list[float] = []
     transfers = 0
     measuring = False
@@ -148,10 +153,14 @@ async def run_callers(
     tasks = [loop.create_task(caller(seed)) for seed in range(callers)]
     await asyncio.sleep(min(0.5, duration_s / 4))  # warm-up: plans cached, pool filled
     measuring = True
+    if on_measuring is not None:
+        on_measuring(True)
     began = time.perf_counter()
     stop_at = began + duration_s
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - began
+    if on_measuring is not None:
+        on_measuring(False)
     return transfers / elapsed, latencies_ms
 
 
