@@ -6,6 +6,7 @@ resolution's, even when the service still holds the key in memory."""
 from __future__ import annotations
 
 import asyncio
+import random
 from pathlib import Path
 
 import asyncpg
@@ -20,6 +21,7 @@ from tests.integration.test_audit_bench_entries import (
 from timebank.ledger.errors import LimitExceeded
 from timebank.ledger.store import LedgerStore
 from timebank.log.store import LogKeys, LogStore
+from timebank.signing import intents
 from timebank.signing.errors import KeyRevoked
 
 COUNT_OLD_TABLE_ROWS = "SELECT count(*) FROM transaction_signatures WHERE community_id = $1"
@@ -113,3 +115,19 @@ async def test_one_call_writes_the_live_signers_and_refuses_the_others_each_by_n
         [intent] = await store.signatures(community.id, posted[0])
         assert (intent.signed, intent.key_id) == (posted[1], signer[2])
     assert await pool.fetchval(COUNT_ENTRIES, community.id) == entries_before + 3
+
+
+async def test_the_log_spells_bytes_in_base64url_as_the_service_reads_them(
+    pool: asyncpg.Pool,
+) -> None:
+    # Every padding case (lengths 0 to 2 modulo 3), every base64 letter, and values
+    # long enough for PostgreSQL's encode() to break its output into lines.
+    generator = random.Random(33)
+    values = [bytes(generator.randrange(256) for _ in range(length)) for length in range(70)]
+    values += [bytes(range(256)), bytes(range(255, -1, -1)) * 3]
+    spelled = await pool.fetchval(
+        "SELECT array_agg(log_b64url(v) ORDER BY i)"
+        " FROM unnest($1::bytea[]) WITH ORDINALITY AS u(v, i)",
+        values,
+    )
+    assert spelled == [intents.b64url_encode(value) for value in values]
