@@ -913,6 +913,9 @@ def _postgres_parent_pid(backend_pid: int) -> int | None:
 async def ledger_figures(quick: bool) -> dict[str, LedgerFigure]:
     """Alternating rounds of each measurement, so that all see the same weather."""
     duration_s, rounds = (1.5, 1) if quick else (3.0, 3)
+    # The audit's bundle and files are written back to disk first: their writeback
+    # would otherwise share the disk with the commits timed here.
+    os.sync()
     with tempfile.TemporaryDirectory(prefix="timebank-audit-bench-") as directory:
         async with bench_database() as logged_uri:
             unlogged_name, unlogged_uri = await _sibling_database(logged_uri)
