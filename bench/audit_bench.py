@@ -549,9 +549,9 @@ def cpu_s_so_far() -> float:
         resource.getrusage(resource.RUSAGE_CHILDREN),
     )
     total = own.ru_utime + own.ru_stime + reaped.ru_utime + reaped.ru_stime
-    for fields in _process_stats():
-        if fields.parent_pid == os.getpid():
-            total += fields.cpu_s_with_reaped
+    for process in _process_stats():
+        if process.parent_pid == os.getpid():
+            total += process.cpu_s_with_reaped
     return total
 
 
