@@ -566,16 +566,23 @@ class ProcessStat:
 
 
 def _process_stats() -> Iterator[ProcessStat]:
-    ticks_per_s = os.sysconf("SC_CLK_TCK")
     for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # gone meanwhile
-        # After the name: state, ppid, ..., utime, stime, cutime, cstime (11 to 14).
-        own = (int(fields[11]) + int(fields[12])) / ticks_per_s
-        reaped = (int(fields[13]) + int(fields[14])) / ticks_per_s
-        yield ProcessStat(int(stat.parent.name), int(fields[1]), own, own + reaped)
+        process = _process_stat(stat)
+        if process is not None:
+            yield process
+
+
+def _process_stat(stat: Path) -> ProcessStat | None:
+    """/proc/PID/stat read, or None if the process is gone."""
+    try:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # After the name: state, ppid, ..., utime, stime, cutime, cstime (11 to 14).
+    ticks_per_s = os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / ticks_per_s
+    reaped = (int(fields[13]) + int(fields[14])) / ticks_per_s
+    return ProcessStat(int(stat.parent.name), int(fields[1]), own, own + reaped)
 
 
 def accepted(bundle: Bundle, result: Verification) -> bool:
@@ -904,10 +911,8 @@ def _postgres_parent_pid(backend_pid: int) -> int | None:
         return None
     if not name.startswith("postgres"):
         return None
-    for stat in _process_stats():
-        if stat.pid == backend_pid:
-            return stat.parent_pid
-    return None
+    backend = _process_stat(Path(f"/proc/{backend_pid}/stat"))
+    return None if backend is None else backend.parent_pid
 
 
 async def ledger_figures(quick: bool) -> dict[str, LedgerFigure]:
