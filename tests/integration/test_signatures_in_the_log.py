@@ -6,7 +6,10 @@ resolution's, even when the service still holds the key in memory."""
 from __future__ import annotations
 
 import asyncio
+import json
 import random
+import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -18,7 +21,9 @@ from tests.integration.test_audit_bench_entries import (
     acknowledged,
     signed_transfer,
 )
+from timebank.ledger import queries
 from timebank.ledger.errors import LimitExceeded
+from timebank.ledger.models import TransactionRequest
 from timebank.ledger.store import LedgerStore
 from timebank.log.store import LogKeys, LogStore
 from timebank.signing import intents
@@ -131,3 +136,94 @@ async def test_the_log_spells_bytes_in_base64url_as_the_service_reads_them(
         values,
     )
     assert spelled == [intents.b64url_encode(value) for value in values]
+
+
+async def _post_spelled(
+    pool: asyncpg.Pool,
+    store: LedgerStore,
+    request: TransactionRequest,
+    spelled: tuple[object, object, object],
+) -> list[asyncpg.Record]:
+    """ledger_post_signed_each called directly, with these spelled signature parts."""
+    signed, signature, key_id = spelled
+    return await pool.fetch(
+        queries.POST_SIGNED_EACH, *store.batch_arguments([request]), [signed], [signature], [key_id]
+    )
+
+
+async def test_the_database_writes_only_spelled_parts_that_keep_the_entry_well_formed(
+    pool: asyncpg.Pool, store: LedgerStore, community: CommunityFixture, tmp_path: Path
+) -> None:
+    """The service spells the intent and its signature in base64url (sql/0034); the
+    database refuses, and writes nothing for, parts of the wrong length or that JSON
+    would have to escape, so no text can break a log entry out of its member."""
+    origin = await LogStore(pool, LogKeys(tmp_path / "keys"), "sig.test").origin(
+        community.id, community.slug
+    )
+    alice = await a_member_with_a_key(pool, community, "alice")
+    bob = await a_member_with_a_key(pool, community, "bob")
+    account, device, key_id = alice
+    request = TransactionRequest.transfer(
+        id=uuid.uuid4(),
+        community_id=community.id,
+        unit_code="H",
+        from_account=account.id,
+        to_account=bob[0].id,
+        amount=4,
+    )
+    signed = intents.make_transfer_intent(
+        ledger=origin,
+        tx_id=request.id,
+        payer=account.id,
+        payee=bob[0].id,
+        unit="H",
+        amount=4,
+        memo=request.memo,
+        not_after=datetime.now(UTC) + timedelta(minutes=5),
+        key_id=key_id,
+    )
+    good = (
+        intents.b64url_encode(signed),
+        intents.b64url_encode(device.sign(signed)),
+        key_id,
+    )
+    quote_inside = good[1][:40] + '"' + good[1][41:]
+    broken = [
+        (good[0], quote_inside, key_id),  # a quote would end the JSON string
+        (good[0], good[1][:40] + "\\" + good[1][41:], key_id),
+        (good[0][:10] + "\n" + good[0][11:], good[1], key_id),
+        (good[0], good[1] + "A", key_id),  # 65 bytes' worth
+        ("A" * 5463, good[1], key_id),  # more than 4,096 bytes' worth
+        ("", good[1], key_id),
+        (good[0], good[1], key_id + "A"),
+        (None, good[1], key_id),
+        (good[0], None, key_id),
+    ]
+    entries_before = await pool.fetchval(COUNT_ENTRIES, community.id)
+    for parts in broken:
+        with pytest.raises(asyncpg.CheckViolationError, match="not a storable signature"):
+            await _post_spelled(pool, store, request, parts)
+    with pytest.raises(asyncpg.CheckViolationError, match="one signature per transaction"):
+        await pool.fetch(
+            queries.POST_SIGNED_EACH,
+            *store.batch_arguments([request]),
+            [good[0], good[0]],
+            [good[1], good[1]],
+            [key_id, key_id],
+        )
+    assert await pool.fetchval(COUNT_ENTRIES, community.id) == entries_before
+    assert not await pool.fetchval("SELECT count(*) FROM transactions WHERE id = $1", request.id)
+
+    [row] = await _post_spelled(pool, store, request, good)
+    assert row["outcome"] == "created"
+    entry = await pool.fetchval(
+        "SELECT entry FROM log_entries WHERE community_id = $1 AND transaction_id = $2",
+        community.id,
+        request.id,
+    )
+    assert json.loads(entry)["signatures"] == [
+        {"key_id": key_id, "purpose": "intent", "signature": good[1], "signed": good[0]}
+    ]
+    [stored] = await store.signatures(community.id, request.id)
+    assert (stored.signed, stored.key_id) == (signed, key_id)
+    device.public_key().verify(stored.signature, stored.signed)

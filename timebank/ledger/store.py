@@ -559,8 +559,9 @@ class LedgerStore:
         rows = await self._fetch(
             queries.POST_SIGNED_EACH,
             *self.batch_arguments(requests),
-            [item.signature.signed for item in signed],
-            [item.signature.signature for item in signed],
+            # Spelled as the log writes them (sql/0034).
+            [intents.b64url_encode(item.signature.signed) for item in signed],
+            [intents.b64url_encode(item.signature.signature) for item in signed],
             [item.signature.key_id for item in signed],
         )
         return self._results(requests, rows)
