@@ -993,3 +993,90 @@ def test_the_quick_intent_reading_leaves_a_key_id_with_trailing_bits_to_the_care
     assert intents._plainly_spelled_intent(mutated) is None
     with pytest.raises(intents.SignatureMalformed):
         intents.parse_transfer_intent(mutated)
+
+
+# What PLAIN_INTENT says, as the service's request would say it.
+PLAIN_AGREEMENT: dict[str, Any] = {
+    "ledger": "example.org/timebank/x",
+    "tx_id": uuid.UUID("0b1c2d3e-4f50-4a61-8b72-9c8d7e6f5a4b"),
+    "payer": uuid.UUID("11111111-2222-4333-8444-555555555555"),
+    "payee": uuid.UUID("66666666-7777-4888-9999-aaaaaaaaaaaa"),
+    "unit": "H",
+    "amount": 90,
+    "memo": "garden",
+}
+BEFORE_PLAIN_EXPIRY = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def _careful_key_id(data: bytes, now: datetime, **agreement: Any) -> str | None:
+    """The key id parse_transfer_intent and check_intent accept, or None if they refuse."""
+    try:
+        intent = intents.parse_transfer_intent(data)
+        intents.check_intent(intent, now=now, **agreement)
+    except intents.SignatureError:
+        return None
+    return intent.key_id
+
+
+def test_an_intent_in_order_is_agreed_without_the_careful_reading() -> None:
+    key_id = intents.plainly_agreed_key_id(PLAIN_INTENT, now=BEFORE_PLAIN_EXPIRY, **PLAIN_AGREEMENT)
+    assert key_id is not None
+    assert key_id == _careful_key_id(PLAIN_INTENT, BEFORE_PLAIN_EXPIRY, **PLAIN_AGREEMENT)
+
+
+@pytest.mark.parametrize(
+    ("field", "other"),
+    [
+        ("ledger", "example.org/timebank/y"),
+        ("tx_id", uuid.UUID("0b1c2d3e-4f50-4a61-8b72-9c8d7e6f5a4c")),
+        ("payer", uuid.UUID("66666666-7777-4888-9999-aaaaaaaaaaaa")),
+        ("payee", uuid.UUID("11111111-2222-4333-8444-555555555555")),
+        ("unit", "G"),
+        ("amount", 91),
+        ("memo", "garden "),
+        ("memo", ""),
+        ("memo", "\ud800"),  # not encodable: the careful reading names it
+    ],
+)
+def test_an_intent_that_says_something_else_is_left_to_the_careful_reading(
+    field: str, other: object
+) -> None:
+    """One field of the request differs from what was signed: no shortcut, and the
+    careful reading refuses it (by name: tests of check_intent above)."""
+    agreement = {**PLAIN_AGREEMENT, field: other}
+    assert intents.plainly_agreed_key_id(PLAIN_INTENT, now=BEFORE_PLAIN_EXPIRY, **agreement) is None
+    assert _careful_key_id(PLAIN_INTENT, BEFORE_PLAIN_EXPIRY, **agreement) is None
+
+
+def test_an_expired_intent_is_left_to_the_careful_reading() -> None:
+    # not_after itself is still in time (check_intent); a microsecond later is not.
+    assert intents.plainly_agreed_key_id(PLAIN_INTENT, now=BEFORE_PLAIN_EXPIRY, **PLAIN_AGREEMENT)
+    later = BEFORE_PLAIN_EXPIRY + timedelta(microseconds=1)
+    assert intents.plainly_agreed_key_id(PLAIN_INTENT, now=later, **PLAIN_AGREEMENT) is None
+    with pytest.raises(intents.IntentExpired):
+        intents.check_intent(
+            intents.parse_transfer_intent(PLAIN_INTENT), now=later, **PLAIN_AGREEMENT
+        )
+
+
+@given(
+    position=st.integers(0, len(PLAIN_INTENT) - 1),
+    replacement=st.binary(min_size=0, max_size=3)
+    | st.sampled_from([b'"', b"\\", b"A", b"B", b"0", b"1", b"9", b"a", b"f", b"-", b" "]),
+    now=st.datetimes(
+        min_value=datetime(2030, 1, 2, 3, 4, 0), max_value=datetime(2030, 1, 2, 3, 4, 10)
+    ).map(lambda moment: moment.replace(tzinfo=UTC)),
+)
+def test_the_shortcut_never_agrees_to_what_the_careful_reading_refuses(
+    position: int, replacement: bytes, now: datetime
+) -> None:
+    """Any byte of a plain intent changed, at any moment around its expiry: the
+    shortcut agrees only where parse_transfer_intent and check_intent accept, and
+    names the same key."""
+    mutated = PLAIN_INTENT[:position] + replacement + PLAIN_INTENT[position + 1 :]
+    quick = intents.plainly_agreed_key_id(mutated, now=now, **PLAIN_AGREEMENT)
+    careful = _careful_key_id(mutated, now, **PLAIN_AGREEMENT)
+    if quick is not None:
+        assert quick == careful
+    if careful is not None and mutated == PLAIN_INTENT:
+        assert quick == careful
