@@ -837,8 +837,10 @@ SIGNED_LOGGED = "signed, logged"
 @dataclass(frozen=True, slots=True)
 class LedgerFigure:
     transfers_per_s: float
-    # 1 - rate / the baseline's rate of the same round, median of the rounds.
+    # 1 - rate / the baseline's rate of the same round, median of the rounds,
+    # and the lowest and highest of the rounds.
     overhead: float
+    overhead_range: tuple[float, float]
     # CPU time per transfer (median of the rounds): this process (the service's
     # event loop and verifying threads), and the database server's processes when
     # they run on this machine (None otherwise).
@@ -917,7 +919,9 @@ def _postgres_parent_pid(backend_pid: int) -> int | None:
 
 async def ledger_figures(quick: bool) -> dict[str, LedgerFigure]:
     """Alternating rounds of each measurement, so that all see the same weather."""
-    duration_s, rounds = (1.5, 1) if quick else (3.0, 3)
+    # Five rounds: on these shared machines one round's overhead can be 15 points
+    # off the next one's; the median of five, and their range, say more.
+    duration_s, rounds = (1.5, 1) if quick else (3.0, 5)
     # The audit's bundle and files are written back to disk first: their writeback
     # would otherwise share the disk with the commits timed here.
     os.sync()
@@ -955,12 +959,15 @@ async def ledger_figures(quick: bool) -> dict[str, LedgerFigure]:
                     side.verifier.close()
             finally:
                 await _drop_database(logged_uri, unlogged_name)
+    overheads = {
+        name: [1 - rate / base for rate, base in zip(rates[name], rates[UNLOGGED], strict=True)]
+        for name in rates
+    }
     return {
         name: LedgerFigure(
             statistics.median(rates[name]),
-            statistics.median(
-                1 - rate / base for rate, base in zip(rates[name], rates[UNLOGGED], strict=True)
-            ),
+            statistics.median(overheads[name]),
+            (min(overheads[name]), max(overheads[name])),
             statistics.median(service_cpu_us[name]),
             statistics.median(database_cpu_us[name]) if database_cpu_us[name] else None,
         )
@@ -1188,13 +1195,20 @@ def ledger_rows(ledger: dict[str, LedgerFigure]) -> list[Row]:
             f"ledger single transfers, {CALLERS} callers: {name}",
             f"{figure.transfers_per_s:,.0f}/s",
             "" if name == UNLOGGED else _overhead_target(name, figure),
-            ("the baseline" if name == UNLOGGED else f"overhead {figure.overhead:.1%}")
+            ("the baseline" if name == UNLOGGED else _overhead_text(figure))
             + f"; CPU per transfer: {_cpu_text(figure)}",
         )
         for name, figure in ledger.items()
     ]
     rows.append(_cpu_bound_row(ledger[UNLOGGED], ledger[SIGNED_LOGGED]))
     return rows
+
+
+def _overhead_text(figure: LedgerFigure) -> str:
+    lowest, highest = figure.overhead_range
+    if lowest == highest:
+        return f"overhead {figure.overhead:.1%}"
+    return f"overhead {figure.overhead:.1%} (rounds {lowest:.1%} to {highest:.1%})"
 
 
 def _cpu_text(figure: LedgerFigure) -> str:
