@@ -1008,55 +1008,70 @@ PLAIN_AGREEMENT: dict[str, Any] = {
 BEFORE_PLAIN_EXPIRY = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
-def _careful_key_id(data: bytes, now: datetime, **agreement: Any) -> str | None:
-    """The key id parse_transfer_intent and check_intent accept, or None if they refuse."""
+def _careful_outcome_of_agreement(data: bytes, now: datetime, **agreement: Any) -> object:
+    """The key id parse_transfer_intent and check_intent accept, or the class of
+    their refusal."""
     try:
         intent = intents.parse_transfer_intent(data)
         intents.check_intent(intent, now=now, **agreement)
-    except intents.SignatureError:
-        return None
+    except intents.SignatureError as error:
+        return type(error)
     return intent.key_id
 
 
-def test_an_intent_in_order_is_agreed_without_the_careful_reading() -> None:
-    key_id = intents.plainly_agreed_key_id(PLAIN_INTENT, now=BEFORE_PLAIN_EXPIRY, **PLAIN_AGREEMENT)
-    assert key_id is not None
-    assert key_id == _careful_key_id(PLAIN_INTENT, BEFORE_PLAIN_EXPIRY, **PLAIN_AGREEMENT)
+def _agreed_outcome(data: bytes, now: datetime, **agreement: Any) -> object:
+    try:
+        return intents.agreed_key_id(data, now=now, **agreement)
+    except intents.SignatureError as error:
+        return type(error)
+
+
+def test_an_intent_in_order_is_agreed_without_the_careful_reading(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    expected = _careful_outcome_of_agreement(PLAIN_INTENT, BEFORE_PLAIN_EXPIRY, **PLAIN_AGREEMENT)
+    assert isinstance(expected, str)
+    # A memo in any script takes the same way.
+    accented_agreement = {**PLAIN_AGREEMENT, "memo": "réparation du vélo"}
+    accented = intents.make_transfer_intent(
+        **accented_agreement, not_after=BEFORE_PLAIN_EXPIRY, key_id=expected
+    )
+
+    def careful(data: bytes) -> intents.TransferIntent:
+        raise AssertionError("the careful reading was not needed")
+
+    monkeypatch.setattr(intents, "parse_transfer_intent", careful)
+    for data, agreement in ((PLAIN_INTENT, PLAIN_AGREEMENT), (accented, accented_agreement)):
+        assert intents.agreed_key_id(data, now=BEFORE_PLAIN_EXPIRY, **agreement) == expected
 
 
 @pytest.mark.parametrize(
-    ("field", "other"),
+    ("field", "other", "refusal"),
     [
-        ("ledger", "example.org/timebank/y"),
-        ("tx_id", uuid.UUID("0b1c2d3e-4f50-4a61-8b72-9c8d7e6f5a4c")),
-        ("payer", uuid.UUID("66666666-7777-4888-9999-aaaaaaaaaaaa")),
-        ("payee", uuid.UUID("11111111-2222-4333-8444-555555555555")),
-        ("unit", "G"),
-        ("amount", 91),
-        ("memo", "garden "),
-        ("memo", ""),
-        ("memo", "\ud800"),  # not encodable: the careful reading names it
+        ("ledger", "example.org/timebank/y", intents.IntentWrongLedger),
+        ("tx_id", uuid.UUID("0b1c2d3e-4f50-4a61-8b72-9c8d7e6f5a4c"), intents.IntentMismatch),
+        ("payer", uuid.UUID("66666666-7777-4888-9999-aaaaaaaaaaaa"), intents.IntentMismatch),
+        ("payee", uuid.UUID("11111111-2222-4333-8444-555555555555"), intents.IntentMismatch),
+        ("unit", "G", intents.IntentMismatch),
+        ("amount", 91, intents.IntentMismatch),
+        ("memo", "garden ", intents.IntentMismatch),
+        ("memo", "", intents.IntentMismatch),
+        ("memo", "\ud800", intents.SignatureMalformed),  # not encodable
     ],
 )
-def test_an_intent_that_says_something_else_is_left_to_the_careful_reading(
-    field: str, other: object
+def test_an_intent_that_says_something_else_is_refused_by_name(
+    field: str, other: object, refusal: type[intents.SignatureError]
 ) -> None:
-    """One field of the request differs from what was signed: no shortcut, and the
-    careful reading refuses it (by name: tests of check_intent above)."""
     agreement = {**PLAIN_AGREEMENT, field: other}
-    assert intents.plainly_agreed_key_id(PLAIN_INTENT, now=BEFORE_PLAIN_EXPIRY, **agreement) is None
-    assert _careful_key_id(PLAIN_INTENT, BEFORE_PLAIN_EXPIRY, **agreement) is None
+    with pytest.raises(refusal):
+        intents.agreed_key_id(PLAIN_INTENT, now=BEFORE_PLAIN_EXPIRY, **agreement)
 
 
-def test_an_expired_intent_is_left_to_the_careful_reading() -> None:
-    # not_after itself is still in time (check_intent); a microsecond later is not.
-    assert intents.plainly_agreed_key_id(PLAIN_INTENT, now=BEFORE_PLAIN_EXPIRY, **PLAIN_AGREEMENT)
+def test_an_intent_is_in_time_until_its_not_after_itself() -> None:
+    assert intents.agreed_key_id(PLAIN_INTENT, now=BEFORE_PLAIN_EXPIRY, **PLAIN_AGREEMENT)
     later = BEFORE_PLAIN_EXPIRY + timedelta(microseconds=1)
-    assert intents.plainly_agreed_key_id(PLAIN_INTENT, now=later, **PLAIN_AGREEMENT) is None
     with pytest.raises(intents.IntentExpired):
-        intents.check_intent(
-            intents.parse_transfer_intent(PLAIN_INTENT), now=later, **PLAIN_AGREEMENT
-        )
+        intents.agreed_key_id(PLAIN_INTENT, now=later, **PLAIN_AGREEMENT)
 
 
 @given(
@@ -1067,16 +1082,12 @@ def test_an_expired_intent_is_left_to_the_careful_reading() -> None:
         min_value=datetime(2030, 1, 2, 3, 4, 0), max_value=datetime(2030, 1, 2, 3, 4, 10)
     ).map(lambda moment: moment.replace(tzinfo=UTC)),
 )
-def test_the_shortcut_never_agrees_to_what_the_careful_reading_refuses(
+def test_the_agreement_says_what_the_careful_reading_says(
     position: int, replacement: bytes, now: datetime
 ) -> None:
     """Any byte of a plain intent changed, at any moment around its expiry: the
-    shortcut agrees only where parse_transfer_intent and check_intent accept, and
-    names the same key."""
+    same key id, or the same refusal, as parse_transfer_intent and check_intent."""
     mutated = PLAIN_INTENT[:position] + replacement + PLAIN_INTENT[position + 1 :]
-    quick = intents.plainly_agreed_key_id(mutated, now=now, **PLAIN_AGREEMENT)
-    careful = _careful_key_id(mutated, now, **PLAIN_AGREEMENT)
-    if quick is not None:
-        assert quick == careful
-    if careful is not None and mutated == PLAIN_INTENT:
-        assert quick == careful
+    assert _agreed_outcome(mutated, now, **PLAIN_AGREEMENT) == _careful_outcome_of_agreement(
+        mutated, now, **PLAIN_AGREEMENT
+    )

@@ -641,7 +641,7 @@ def check_intent(
             raise IntentMismatch(field)
 
 
-def plainly_agreed_key_id(
+def agreed_key_id(
     data: bytes,
     *,
     ledger: str,
@@ -652,31 +652,50 @@ def plainly_agreed_key_id(
     amount: int,
     memo: str,
     now: datetime,
-) -> str | None:
-    """The key id of an intent in the common canonical spelling (`plain_intent_fields`)
-    that says exactly what `check_intent` requires, in time; None for anything else,
-    which `parse_transfer_intent` and `check_intent` then read the careful way and
-    name. A shortcut for the service's hot path: the identifiers are compared as the
-    text the intent spells (lowercase, hyphenated, as `str(uuid)`), so no UUID,
-    datetime or TransferIntent is built for an intent that is in order."""
+) -> str:
+    """The key id of the transfer intent `data`, which must say exactly this, in time:
+    `parse_transfer_intent` and `check_intent` in one, with their refusals.
+
+    The service's hot path: an intent in the common canonical spelling
+    (`plain_intent_fields`) is compared field by field as the text it spells (an
+    identifier as `str(uuid)` spells it: lowercase, hyphenated), building no UUID,
+    datetime or TransferIntent; anything else, in order or not, is read and checked
+    the careful way, which names what is wrong."""
     assert now.tzinfo is not None, "now must be timezone-aware"
     fields = plain_intent_fields(data)
-    if fields is None or now > fields.not_after:
-        return None
-    try:
-        memo_hash_hex = memo_hash(memo)
-    except SignatureError:
-        return None
-    agreed = (
-        fields.ledger == ledger
+    if (
+        fields is not None
+        and now <= fields.not_after
+        and fields.ledger == ledger
         and fields.tx_id == str(tx_id)
         and fields.payer == str(payer)
         and fields.payee == str(payee)
         and fields.unit == unit
         and fields.amount == amount
-        and fields.memo_hash == memo_hash_hex
+        and fields.memo_hash == _memo_hash_or_none(memo)
+    ):
+        return fields.key_id
+    intent = parse_transfer_intent(data)
+    check_intent(
+        intent,
+        ledger=ledger,
+        tx_id=tx_id,
+        payer=payer,
+        payee=payee,
+        unit=unit,
+        amount=amount,
+        memo=memo,
+        now=now,
     )
-    return fields.key_id if agreed else None
+    return intent.key_id
+
+
+def _memo_hash_or_none(memo: str) -> str | None:
+    """memo_hash, or None for a memo it refuses (the careful reading then says why)."""
+    try:
+        return memo_hash(memo)
+    except SignatureMalformed:
+        return None
 
 
 def memo_hash(memo: str) -> str:

@@ -88,34 +88,19 @@ async def verified_intent(
     signers: Collection[uuid.UUID],
 ) -> StoredSignature:
     """The payer's intent, checked through and through, ready to store."""
-    now = datetime.now(UTC)
-    key_id = intents.plainly_agreed_key_id(
-        signed,
-        ledger=origin,
-        tx_id=tx_id,
-        payer=payer,
-        payee=payee,
-        unit=unit,
-        amount=amount,
-        memo=memo,
-        now=now,
-    )
-    if key_id is None:  # not plainly in order: read it carefully, and say what is wrong
-        intent = refused(lambda: intents.parse_transfer_intent(signed))
-        refused(
-            lambda: intents.check_intent(
-                intent,
-                ledger=origin,
-                tx_id=tx_id,
-                payer=payer,
-                payee=payee,
-                unit=unit,
-                amount=amount,
-                memo=memo,
-                now=now,
-            )
+    key_id = refused(
+        lambda: intents.agreed_key_id(
+            signed,
+            ledger=origin,
+            tx_id=tx_id,
+            payer=payer,
+            payee=payee,
+            unit=unit,
+            amount=amount,
+            memo=memo,
+            now=datetime.now(UTC),
         )
-        key_id = intent.key_id
+    )
     key = await live_key(keys, community_id, key_id, signers, cached=True)
     await verified(verifier, key, signed, signature)
     return StoredSignature("intent", signed, signature, key.key_id)
