@@ -33,20 +33,27 @@ def test_a_bare_id_names_no_community() -> None:
     assert ClientReference(None, client_id) == parse_client_id(str(client_id))
 
 
+# Fixed ids: test ids must be the same at every collection (parallel workers
+# compare theirs).
+A = uuid.UUID("0b1c2d3e-4f50-4a61-8b72-9c8d7e6f5a4b")
+B = uuid.UUID("11111111-2222-4333-8444-555555555555")
+C = uuid.UUID("66666666-7777-4888-9999-aaaaaaaaaaaa")
+
+
 @pytest.mark.parametrize(
     "text",
     [
         "",
         "not-a-client",
-        f"{uuid.uuid4()}.",
-        f".{uuid.uuid4()}",
-        f"{uuid.uuid4()}.{uuid.uuid4()}.{uuid.uuid4()}",
-        f"{uuid.uuid4()}:{uuid.uuid4()}",
-        f"{uuid.uuid4()}.{uuid.uuid4()}\n",
-        f" {uuid.uuid4()}",
-        uuid.uuid4().hex,
-        f"{{{uuid.uuid4()}}}",
-        f"urn:uuid:{uuid.uuid4()}",
+        f"{A}.",
+        f".{A}",
+        f"{A}.{B}.{C}",
+        f"{A}:{B}",
+        f"{A}.{B}\n",
+        f" {A}",
+        A.hex,
+        f"{{{A}}}",
+        f"urn:uuid:{A}",
     ],
 )
 def test_anything_else_is_no_client_id(text: str) -> None:
