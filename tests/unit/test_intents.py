@@ -1037,10 +1037,12 @@ def test_an_intent_in_order_is_agreed_without_the_careful_reading(
         **accented_agreement, not_after=BEFORE_PLAIN_EXPIRY, key_id=expected
     )
 
-    def careful(data: bytes) -> intents.TransferIntent:
-        raise AssertionError("the careful reading was not needed")
+    def no_intent_built(*arguments: object) -> intents.TransferIntent:
+        raise AssertionError("no TransferIntent was needed")
 
-    monkeypatch.setattr(intents, "parse_transfer_intent", careful)
+    # Neither reading builds the intent: not the careful one, nor the plain one's.
+    for reading in ("parse_transfer_intent", "_carefully_read_intent", "_intent_of_plain_fields"):
+        monkeypatch.setattr(intents, reading, no_intent_built)
     for data, agreement in ((PLAIN_INTENT, PLAIN_AGREEMENT), (accented, accented_agreement)):
         assert intents.agreed_key_id(data, now=BEFORE_PLAIN_EXPIRY, **agreement) == expected
 

@@ -558,8 +558,10 @@ def plain_intent_fields(data: bytes) -> PlainIntentFields | None:
 
 def _plainly_spelled_intent(data: bytes) -> TransferIntent | None:
     fields = plain_intent_fields(data)
-    if fields is None:
-        return None
+    return None if fields is None else _intent_of_plain_fields(fields)
+
+
+def _intent_of_plain_fields(fields: PlainIntentFields) -> TransferIntent:
     return TransferIntent(
         ledger=fields.ledger,
         tx_id=uuid.UUID(fields.tx_id),
@@ -675,7 +677,8 @@ def agreed_key_id(
         and fields.memo_hash == _memo_hash_or_none(memo)
     ):
         return fields.key_id
-    intent = parse_transfer_intent(data)
+    # As parse_transfer_intent reads it, the plain spelling not read a second time.
+    intent = _carefully_read_intent(data) if fields is None else _intent_of_plain_fields(fields)
     check_intent(
         intent,
         ledger=ledger,
