@@ -59,6 +59,7 @@ import nacl.bindings
 import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from bench.http_bench import TICKS_PER_S
 from bench.ledger_bench import (
     WAL_WARM_SEGMENTS,
     bench_database,
@@ -579,9 +580,8 @@ def _process_stat(stat: Path) -> ProcessStat | None:
     except OSError:
         return None
     # After the name: state, ppid, ..., utime, stime, cutime, cstime (11 to 14).
-    ticks_per_s = os.sysconf("SC_CLK_TCK")
-    own = (int(fields[11]) + int(fields[12])) / ticks_per_s
-    reaped = (int(fields[13]) + int(fields[14])) / ticks_per_s
+    own = (int(fields[11]) + int(fields[12])) / TICKS_PER_S
+    reaped = (int(fields[13]) + int(fields[14])) / TICKS_PER_S
     return ProcessStat(int(stat.parent.name), int(fields[1]), own, own + reaped)
 
 
