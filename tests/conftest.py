@@ -27,6 +27,19 @@ TEST_SERVER_URL_VARIABLE = "TIMEBANK_TEST_DATABASE_URL"
 TIME_MIN_BALANCE = -600
 TIME_MAX_BALANCE = 6_000
 CURRENCY_MAX_BALANCE = 100_000
+# pytest-xdist's modes that hand a worker whole files or scopes: they group tests by
+# node id, and schemathesis's generated cases share one (tests/api/test_schemathesis.py),
+# so all but one of them would silently not run.
+GROUPING_DISTRIBUTIONS = frozenset({"loadfile", "loadscope", "loadgroup"})
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    distribution = config.getoption("dist", default="no")
+    if distribution in GROUPING_DISTRIBUTIONS:
+        raise pytest.UsageError(
+            f"--dist {distribution} would run one of the API contract's generated cases "
+            "instead of all of them; use --dist load (the default here) or -n 0"
+        )
 
 
 @pytest.fixture(scope="session")
