@@ -17,6 +17,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from tests.summary import SummaryLines
 from timebank.database import create_pool, start_embedded_server, with_database_name
 from timebank.ledger.models import Account, PartyKind, UnitKind
 from timebank.ledger.store import LedgerStore
@@ -40,6 +41,7 @@ def pytest_configure(config: pytest.Config) -> None:
             f"--dist {distribution} would run one of the API contract's generated cases "
             "instead of all of them; use --dist load (the default here) or -n 0"
         )
+    config.pluginmanager.register(SummaryLines(), "timebank-summary-lines")
 
 
 @pytest.fixture(scope="session")

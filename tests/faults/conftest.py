@@ -1,6 +1,6 @@
 """Fault scenarios get a fresh database on the suite's server (the embedded one, or
 the one DATABASE_URL names), dropped after each; their figures are printed at the
-end of the run (and as they come with -s)."""
+end of the run (tests/conftest.py's summary lines; and as they come with -s)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ import asyncpg
 import pytest
 
 from tests.faults.records import Figures
+from tests.summary import summary_line
 from timebank.database import with_database_name
 
-FIGURES = pytest.StashKey[list[str]]()
+FIGURES_SECTION = "fault injection figures"
 NOTES_SHOWN_MAX = 5
 
 
@@ -38,22 +39,11 @@ async def fault_database(database_server_uri: str) -> AsyncIterator[str]:
 
 @pytest.fixture
 def report_figures(request: pytest.FixtureRequest) -> Callable[[Figures], None]:
-    """Prints a scenario's figures now and keeps them for the run's summary."""
-    lines = request.config.stash.setdefault(FIGURES, [])
+    """Prints a scenario's figures now and gives them to the run's summary."""
 
     def report(figures: Figures) -> None:
         for line in (figures.line(), *(f"  {note}" for note in figures.notes[:NOTES_SHOWN_MAX])):
             print(line)
-            lines.append(line)
+            request.node.user_properties.append(summary_line(FIGURES_SECTION, line))
 
     return report
-
-
-def pytest_terminal_summary(
-    terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
-) -> None:
-    lines = config.stash.get(FIGURES, [])
-    if lines:
-        terminalreporter.section("fault injection figures")
-        for line in lines:
-            terminalreporter.write_line(line)
