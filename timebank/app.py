@@ -136,7 +136,7 @@ def create_app(settings: Settings, *, prepare: Preparation | None = None) -> web
 
     async def database_context(app: web.Application) -> AsyncIterator[None]:
         async with migrated_database(settings) as (pool, _):
-            store = LedgerStore(pool, settings)
+            store = LedgerStore(pool, settings, on_call=app[METRICS].observe_ledger_call)
             keys = await asyncio.to_thread(KeyRing.load_or_create, signing_keys_directory(settings))
             app[DATABASE_POOL] = pool
             app[LEDGER] = store

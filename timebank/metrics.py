@@ -1,5 +1,6 @@
 """Prometheus metrics: request rate and latency by route and status, transactions
-posted by kind, and, read when scraped, pending transactions, the webhook backlog,
+posted by kind, the ledger's coalesced calls (transactions carried, duration), and,
+read when scraped, pending transactions, the webhook backlog,
 each solidarity pool's balance and the database pool's use. Each application has
 its own registry."""
 
@@ -10,6 +11,10 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS_S = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+# Transactions per coalesced call: 1 when posts come one at a time, up to the
+# setting coalesce_batch_size_max (at most 1,000) under load.
+CALL_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000)
+CALL_DURATION_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 SELECT_PENDING = "SELECT count(*) FROM transactions WHERE state = 'pending'"
 SELECT_WEBHOOK_BACKLOG = "SELECT count(*) FROM webhook_deliveries WHERE state = 'pending'"
 # Each solidarity pool's balance per unit (a pool per community is a handful of rows).
@@ -44,6 +49,21 @@ class Metrics:
             "timebank_transactions_posted",
             "Transactions written through the API, by kind and state.",
             ("kind", "state"),
+            registry=self.registry,
+        )
+        self.ledger_call_size = Histogram(
+            "timebank_ledger_call_transactions",
+            "Single transactions posted at the same time and written by one database call, "
+            "by kind (unsigned, signed).",
+            ("kind",),
+            buckets=CALL_SIZE_BUCKETS,
+            registry=self.registry,
+        )
+        self.ledger_call_duration = Histogram(
+            "timebank_ledger_call_duration_seconds",
+            "Time of each such database call, by kind (unsigned, signed).",
+            ("kind",),
+            buckets=CALL_DURATION_BUCKETS_S,
             registry=self.registry,
         )
         self.pending = Gauge(
@@ -89,6 +109,11 @@ class Metrics:
     def observe_request(self, method: str, route: str, status: int, duration_s: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(duration_s)
+
+    def observe_ledger_call(self, kind: str, transactions: int, duration_s: float) -> None:
+        """A coalesced ledger call has ended (`LedgerStore`'s `on_call`)."""
+        self.ledger_call_size.labels(kind).observe(transactions)
+        self.ledger_call_duration.labels(kind).observe(duration_s)
 
     async def exposition(self, pool: asyncpg.Pool) -> bytes:
         """The text exposition, with the gauges read now."""

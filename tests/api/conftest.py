@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.api.webhook_receiver import TRANSACTION_EVENTS, Receiver, Subscribe, Subscribed
 from tests.api.world import World, build_world, expect
@@ -69,3 +70,14 @@ async def subscribe(api: ApiClient, world: World) -> AsyncIterator[Subscribe]:
         await api.delete(
             f"/v1/communities/{world.slug}/webhooks/{subscription_id}", headers=world.admin.auth
         )
+
+
+async def scrape(api: ApiClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of /metrics by name and labels."""
+    response = await api.get("/metrics")
+    assert response.status == 200
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(await response.text())
+        for sample in family.samples
+    }

@@ -1,13 +1,13 @@
 """/metrics holds what issue 7 lists, with values that agree with the database:
 request rate and latency by route and status, transactions posted by kind,
-pending transactions, the webhook backlog and the database pool's use."""
+pending transactions, the webhook backlog and the database pool's use; and the
+ledger's coalesced calls (transactions carried, duration)."""
 
 from __future__ import annotations
 
 import asyncpg
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.api.conftest import ApiClient
+from tests.api.conftest import ApiClient, scrape
 from tests.api.webhook_receiver import Subscribe
 from tests.api.world import World, expect, transfer
 from timebank.keys import DATABASE_POOL
@@ -15,17 +15,6 @@ from timebank.settings import Settings
 
 # Nothing listens on the discard port: deliveries there fail and stay pending.
 DEAD_RECEIVER = "http://127.0.0.1:9/hook"
-
-
-async def scrape(api: ApiClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Every sample of /metrics by name and labels."""
-    response = await api.get("/metrics")
-    assert response.status == 200
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(await response.text())
-        for sample in family.samples
-    }
 
 
 async def count(api: ApiClient, query: str) -> int:
@@ -41,7 +30,8 @@ async def test_metrics_agree_with_the_database_and_the_requests_made(
     """After a posted transfer, a pending one and a subscription no receiver
     answers: the request and latency counts of the route, transactions by kind
     and state, the pending count and the webhook backlog as the database has
-    them, and the pool's size, idle, in-use and maximum connections."""
+    them, the pool's size, idle, in-use and maximum connections, and the ledger
+    calls that carried the two transfers."""
     await subscribe(DEAD_RECEIVER)
     posted = transfer(world, world.alice, world.bob, 5)
     pending = transfer(world, world.alice, world.bob, 7, pending=True)
@@ -68,3 +58,10 @@ async def test_metrics_agree_with_the_database_and_the_requests_made(
     assert metrics[("timebank_database_pool_max_connections", ())] == (
         api_settings.database_pool_max_size
     )
+    # Posted one after the other: two calls of one transaction each.
+    unsigned = (("kind", "unsigned"),)
+    assert metrics[("timebank_ledger_call_transactions_count", unsigned)] == 2
+    assert metrics[("timebank_ledger_call_transactions_sum", unsigned)] == 2
+    assert metrics[("timebank_ledger_call_transactions_bucket", (*unsigned, ("le", "1.0")))] == 2
+    assert metrics[("timebank_ledger_call_duration_seconds_count", unsigned)] == 2
+    assert metrics[("timebank_ledger_call_duration_seconds_sum", unsigned)] > 0

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from tests.api.conftest import ApiClient
+from tests.api.conftest import ApiClient, scrape
 from tests.api.world import HOURS, Person, World, expect, transfer
 from timebank.keys import DATABASE_POOL, LEDGER
 from timebank.log.audit import check_logs
@@ -417,6 +417,13 @@ async def test_signed_transfers_posted_together_keep_only_the_signatures_of_what
         }
         assert signed_ids == {body["id"] for body in bodies[:16]}
         assert not [v for v in await check_logs(connection) if v.rows[0]["community"] == world.slug]
+    # Every signed one went through the signed calls (the refused and the found
+    # ones too), the earlier unsigned one through an unsigned call.
+    metrics = await scrape(api)
+    signed, unsigned = (("kind", "signed"),), (("kind", "unsigned"),)
+    assert metrics[("timebank_ledger_call_transactions_sum", signed)] == len(bodies)
+    assert 1 <= metrics[("timebank_ledger_call_transactions_count", signed)] <= len(bodies)
+    assert metrics[("timebank_ledger_call_transactions_sum", unsigned)] == 1
 
 
 async def test_a_key_revoked_elsewhere_signs_nothing_even_while_cached_here(

@@ -187,3 +187,31 @@ async def test_the_next_call_leaves_before_the_last_ones_callers_resume() -> Non
     await asyncio.gather(first, *rest)
     assert events[:2] == ["call of 1", "call of 2"], events
     assert events.index("call of 2") < events.index("first resumed")
+
+
+async def test_each_call_is_told_with_its_size_and_duration_once_it_ends() -> None:
+    """`on_call` hears of every call, failed ones included, after it has ended."""
+    ledger = RecordingLedger()
+    ledger.release.clear()
+    calls: list[tuple[int, float]] = []
+
+    def on_call(transactions: int, duration_s: float) -> None:
+        # Told after the call: every batch recorded so far has been answered.
+        assert len(ledger.batches) >= len(calls) + 1
+        calls.append((transactions, duration_s))
+
+    coalescer = Coalescer(ledger.post_many, batch_size_max=64, in_flight_max=1, on_call=on_call)
+    posts = [asyncio.ensure_future(coalescer.post(request())) for _ in range(6)]
+    await asyncio.sleep(0)
+    assert calls == []  # the first call is held
+    await asyncio.sleep(0.01)
+    ledger.release.set()
+    await asyncio.gather(*posts)
+    assert [size for size, _ in calls] == [1, 5]
+    assert calls[0][1] >= 0.01  # held for the sleep above
+    assert all(duration_s > 0 for _, duration_s in calls)
+
+    ledger.failure = DatabaseUnavailable("connection refused")
+    with pytest.raises(DatabaseUnavailable):
+        await coalescer.post(request())
+    assert [size for size, _ in calls] == [1, 5, 1]

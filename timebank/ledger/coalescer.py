@@ -13,6 +13,7 @@ one after the other.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -35,17 +36,27 @@ class Postable(Protocol):
 
 R = TypeVar("R", bound=Postable)
 PostMany = Callable[[Sequence[R]], Awaitable[list[TransactionResult | TimebankError]]]
+# Told of each call once it has ended: the transactions it carried, and its seconds.
+CallObserver = Callable[[int, float], None]
 
 
 class Coalescer(Generic[R]):
     """Posts single transactions through at most `in_flight_max` concurrent calls
     of `post_many`, each carrying up to `batch_size_max` transactions of one
-    community."""
+    community. `on_call` is told of each call when it ends (for the metrics)."""
 
-    def __init__(self, post_many: PostMany[R], *, batch_size_max: int, in_flight_max: int) -> None:
+    def __init__(
+        self,
+        post_many: PostMany[R],
+        *,
+        batch_size_max: int,
+        in_flight_max: int,
+        on_call: CallObserver | None = None,
+    ) -> None:
         assert batch_size_max >= 1
         assert in_flight_max >= 1
         self._post_many = post_many
+        self._on_call = on_call
         self._batch_size_max = batch_size_max
         self._in_flight_max = in_flight_max
         self._in_flight = 0
@@ -96,6 +107,7 @@ class Coalescer(Generic[R]):
         return batch
 
     async def _send(self, batch: list[tuple[R, asyncio.Future[TransactionResult]]]) -> None:
+        started_s = time.perf_counter()
         try:
             try:
                 results = await self._post_many([request for request, _ in batch])
@@ -106,6 +118,8 @@ class Coalescer(Generic[R]):
                 # while the database works instead of between its calls.
                 self._in_flight -= 1
                 self._dispatch()
+                if self._on_call is not None:
+                    self._on_call(len(batch), time.perf_counter() - started_s)
         except BaseException as error:
             for _, future in batch:
                 if not future.done():

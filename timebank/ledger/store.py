@@ -5,6 +5,7 @@ errors into the ledger's named errors (never letting asyncpg's escape)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -65,6 +66,9 @@ from timebank.settings import Settings
 from timebank.signing import intents
 from timebank.signing.errors import KeyRevoked
 
+# The kinds of coalesced calls that `LedgerStore`'s `on_call` is told of.
+UNSIGNED_CALLS = "unsigned"
+SIGNED_CALLS = "signed"
 T = TypeVar("T")
 
 LEDGER_ERROR_SQLSTATE = "TB000"
@@ -177,19 +181,29 @@ class SignedRequest:
 class LedgerStore:
     """Ledger operations on a connection pool."""
 
-    def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        settings: Settings,
+        *,
+        on_call: Callable[[str, int, float], None] | None = None,
+    ) -> None:
+        """`on_call(kind, transactions, seconds)` is told of each call that posted
+        single transactions gathered together (kind `unsigned` or `signed`)."""
         self._pool = pool
         self._settings = settings
         self._coalescer: Coalescer[TransactionRequest] = Coalescer(
             self._post_gathered,
             batch_size_max=settings.coalesce_batch_size_max,
             in_flight_max=settings.coalesce_in_flight_max,
+            on_call=None if on_call is None else functools.partial(on_call, UNSIGNED_CALLS),
         )
         # Signed transfers are gathered apart: their signatures go with them.
         self._signed_coalescer: Coalescer[SignedRequest] = Coalescer(
             self._post_signed_gathered,
             batch_size_max=settings.coalesce_batch_size_max,
             in_flight_max=settings.coalesce_in_flight_max,
+            on_call=None if on_call is None else functools.partial(on_call, SIGNED_CALLS),
         )
 
     async def drain(self) -> None:
