@@ -49,7 +49,7 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -668,7 +668,22 @@ class LedgerSide:
     members: list[LedgerMember]
 
 
-async def ledger_side(uri: str, log_directory: Path, *, logged: bool) -> LedgerSide:
+@dataclass
+class CallSizes:
+    """Transactions carried by each coalesced call (`LedgerStore`'s `on_call`),
+    kept while `counting`."""
+
+    counting: bool = False
+    sizes: list[int] = field(default_factory=list)
+
+    def __call__(self, kind: str, transactions: int, duration_s: float) -> None:
+        if self.counting:
+            self.sizes.append(transactions)
+
+
+async def ledger_side(
+    uri: str, log_directory: Path, *, logged: bool, call_sizes: CallSizes | None = None
+) -> LedgerSide:
     settings = Settings(
         database_url=uri, database_pool_min_size=CALLERS, database_pool_max_size=CALLERS
     )
@@ -678,7 +693,7 @@ async def ledger_side(uri: str, log_directory: Path, *, logged: bool) -> LedgerS
         if not logged:
             for trigger in LOG_TRIGGERS:
                 await connection.execute(f"ALTER TABLE transactions DISABLE TRIGGER {trigger}")
-    store = LedgerStore(pool, settings)
+    store = LedgerStore(pool, settings, on_call=call_sizes)
     community = await store.create_community(COMMUNITY_SLUG, "Benchmark")
     unit = await store.create_unit(
         community.id,
@@ -846,6 +861,10 @@ class LedgerFigure:
     # they run on this machine (None otherwise).
     service_cpu_us: float
     database_cpu_us: float | None
+    # Transactions per coalesced call, and the share of calls that carried one
+    # (medians of the rounds).
+    transfers_per_call: float
+    alone_share: float
 
     def cpu_bound_rate(self, cores: int) -> float | None:
         """Transfers per second with every core busy at this CPU cost per transfer:
@@ -929,11 +948,23 @@ async def ledger_figures(quick: bool) -> dict[str, LedgerFigure]:
         async with bench_database() as logged_uri:
             unlogged_name, unlogged_uri = await _sibling_database(logged_uri)
             try:
-                logged = await ledger_side(logged_uri, Path(directory), logged=True)
-                unlogged = await ledger_side(unlogged_uri, Path(directory), logged=False)
+                call_sizes = CallSizes()
+                logged = await ledger_side(
+                    logged_uri, Path(directory), logged=True, call_sizes=call_sizes
+                )
+                unlogged = await ledger_side(
+                    unlogged_uri, Path(directory), logged=False, call_sizes=call_sizes
+                )
                 # As a running server writes WAL: into recycled segments (ledger_bench).
                 await recycle_wal_segments(logged.pool, 8 if quick else WAL_WARM_SEGMENTS)
                 meter = CpuMeter(await local_server_pid(logged.pool))
+
+                def measuring(starting: bool) -> None:
+                    meter(starting)
+                    if starting:
+                        call_sizes.sizes.clear()
+                    call_sizes.counting = starting
+
                 operations = {
                     UNLOGGED: unsigned_operation(unlogged),
                     LOGGED: unsigned_operation(logged),
@@ -943,12 +974,17 @@ async def ledger_figures(quick: bool) -> dict[str, LedgerFigure]:
                 rates: dict[str, list[float]] = {name: [] for name in operations}
                 service_cpu_us: dict[str, list[float]] = {name: [] for name in operations}
                 database_cpu_us: dict[str, list[float]] = {name: [] for name in operations}
+                per_call: dict[str, list[float]] = {name: [] for name in operations}
+                alone: dict[str, list[float]] = {name: [] for name in operations}
                 for _ in range(rounds):
                     for name, operation in operations.items():
                         rate, _ = await run_callers(
-                            CALLERS, duration_s, operation, on_measuring=meter
+                            CALLERS, duration_s, operation, on_measuring=measuring
                         )
                         rates[name].append(rate)
+                        sizes = call_sizes.sizes or [0]
+                        per_call[name].append(statistics.fmean(sizes))
+                        alone[name].append(sizes.count(1) / len(sizes))
                         service_cpu_s, database_cpu_s, wall_s = meter.used
                         transfers = rate * wall_s
                         service_cpu_us[name].append(service_cpu_s / transfers * 1e6)
@@ -970,6 +1006,8 @@ async def ledger_figures(quick: bool) -> dict[str, LedgerFigure]:
             (min(overheads[name]), max(overheads[name])),
             statistics.median(service_cpu_us[name]),
             statistics.median(database_cpu_us[name]) if database_cpu_us[name] else None,
+            statistics.median(per_call[name]),
+            statistics.median(alone[name]),
         )
         for name in rates
     }
@@ -1196,7 +1234,7 @@ def ledger_rows(ledger: dict[str, LedgerFigure]) -> list[Row]:
             f"{figure.transfers_per_s:,.0f}/s",
             "" if name == UNLOGGED else _overhead_target(name, figure),
             ("the baseline" if name == UNLOGGED else _overhead_text(figure))
-            + f"; CPU per transfer: {_cpu_text(figure)}",
+            + f"; CPU per transfer: {_cpu_text(figure)}; {_calls_text(figure)}",
         )
         for name, figure in ledger.items()
     ]
@@ -1218,6 +1256,13 @@ def _cpu_text(figure: LedgerFigure) -> str:
         else f"database {figure.database_cpu_us:.0f} us"
     )
     return f"service {figure.service_cpu_us:.0f} us, {database}"
+
+
+def _calls_text(figure: LedgerFigure) -> str:
+    return (
+        f"calls of {figure.transfers_per_call:.1f} transfers on average, "
+        f"{figure.alone_share:.0%} of them of one"
+    )
 
 
 def _cpu_bound_row(baseline: LedgerFigure, signed: LedgerFigure) -> Row:
