@@ -215,3 +215,18 @@ async def test_each_call_is_told_with_its_size_and_duration_once_it_ends() -> No
     with pytest.raises(DatabaseUnavailable):
         await coalescer.post(request())
     assert [size for size, _ in calls] == [1, 5, 1]
+
+
+async def test_an_observer_that_fails_takes_no_answer_from_the_callers() -> None:
+    """The callers of a call have their answers before `on_call` is told of it."""
+    ledger = RecordingLedger()
+
+    def on_call(transactions: int, duration_s: float) -> None:
+        raise RuntimeError("a broken observer")
+
+    coalescer = Coalescer(ledger.post_many, batch_size_max=64, in_flight_max=1, on_call=on_call)
+    results = await asyncio.gather(*(coalescer.post(request()) for _ in range(3)))
+    assert [result.outcome for result in results] == [Outcome.CREATED] * 3
+    with pytest.raises(LimitExceeded):
+        await coalescer.post(request(500))
+    await coalescer.drain()

@@ -109,6 +109,17 @@ class Coalescer(Generic[R]):
     async def _send(self, batch: list[tuple[R, asyncio.Future[TransactionResult]]]) -> None:
         started_s = time.perf_counter()
         try:
+            await self._post_and_answer(batch)
+        finally:
+            # Told once every caller of the call has its answer: an observer that
+            # fails cannot take their results from them.
+            if self._on_call is not None:
+                self._on_call(len(batch), time.perf_counter() - started_s)
+
+    async def _post_and_answer(
+        self, batch: list[tuple[R, asyncio.Future[TransactionResult]]]
+    ) -> None:
+        try:
             try:
                 results = await self._post_many([request for request, _ in batch])
             finally:
@@ -118,8 +129,6 @@ class Coalescer(Generic[R]):
                 # while the database works instead of between its calls.
                 self._in_flight -= 1
                 self._dispatch()
-                if self._on_call is not None:
-                    self._on_call(len(batch), time.perf_counter() - started_s)
         except BaseException as error:
             for _, future in batch:
                 if not future.done():

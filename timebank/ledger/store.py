@@ -69,6 +69,7 @@ from timebank.signing.errors import KeyRevoked
 # The kinds of coalesced calls that `LedgerStore`'s `on_call` is told of.
 UNSIGNED_CALLS = "unsigned"
 SIGNED_CALLS = "signed"
+
 T = TypeVar("T")
 
 LEDGER_ERROR_SQLSTATE = "TB000"
