@@ -61,7 +61,8 @@ class Metrics:
         )
         self.ledger_call_duration = Histogram(
             "timebank_ledger_call_duration_seconds",
-            "Time of each such database call, by kind (unsigned, signed).",
+            "Time of each such database call, from its sending until each of its "
+            "transactions has its answer, by kind (unsigned, signed).",
             ("kind",),
             buckets=CALL_DURATION_BUCKETS_S,
             registry=self.registry,

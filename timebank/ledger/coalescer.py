@@ -36,7 +36,8 @@ class Postable(Protocol):
 
 R = TypeVar("R", bound=Postable)
 PostMany = Callable[[Sequence[R]], Awaitable[list[TransactionResult | TimebankError]]]
-# Told of each call once it has ended: the transactions it carried, and its seconds.
+# Told of each call once it has ended: the transactions it carried, and the seconds
+# from its sending until each of them had its answer.
 CallObserver = Callable[[int, float], None]
 
 
