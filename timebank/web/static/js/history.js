@@ -46,11 +46,20 @@ export function historyScreen() {
       say(errorText(error));
     } finally {
       loading = false;
+      watchFromHere();
     }
   };
+  // Infinite scroll: the next page comes when the button scrolls into view. After
+  // each page the button is watched afresh, its notifications still queued dropped:
+  // one computed before the page arrived (the button then in view above an empty or
+  // shorter list) would otherwise fetch the next page unasked.
+  const watcher = new IntersectionObserver((seen) => seen[seen.length - 1].isIntersecting && cursor && load());
+  const watchFromHere = () => {
+    watcher.takeRecords();
+    watcher.unobserve(more);
+    watcher.observe(more);
+  };
   chooser.addEventListener("change", () => load(true));
-  // Infinite scroll: the next page comes when the button scrolls into view.
-  new IntersectionObserver((seen) => seen[0].isIntersecting && cursor && load()).observe(more);
   load(true);
   return [
     heading(t("history_title")),
