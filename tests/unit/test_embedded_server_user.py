@@ -10,7 +10,6 @@ import secrets
 import shutil
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -25,9 +24,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _race(name: str, lock_path: str, barrier: multiprocessing.synchronize.Barrier) -> None:
+def _race(name: str, barrier: multiprocessing.synchronize.Barrier) -> None:
     barrier.wait()
-    ensure_system_user(name, Path(lock_path))
+    ensure_system_user(name)
 
 
 @pytest.fixture
@@ -41,7 +40,7 @@ def throwaway_user_names() -> Iterator[list[str]]:
 
 
 def test_processes_racing_to_create_the_system_user_all_succeed_and_make_it_once(
-    throwaway_user_names: list[str], tmp_path: Path
+    throwaway_user_names: list[str],
 ) -> None:
     # Unguarded, one race in three or so ends with a failed useradd: several rounds.
     context = multiprocessing.get_context("fork")
@@ -49,10 +48,7 @@ def test_processes_racing_to_create_the_system_user_all_succeed_and_make_it_once
         name = f"tbtest{secrets.token_hex(4)}"
         throwaway_user_names.append(name)
         barrier = context.Barrier(RACERS)
-        racers = [
-            context.Process(target=_race, args=(name, str(tmp_path / "user.lock"), barrier))
-            for _ in range(RACERS)
-        ]
+        racers = [context.Process(target=_race, args=(name, barrier)) for _ in range(RACERS)]
         for racer in racers:
             racer.start()
         for racer in racers:
@@ -62,12 +58,12 @@ def test_processes_racing_to_create_the_system_user_all_succeed_and_make_it_once
         assert [entry.pw_name for entry in pwd.getpwall()].count(name) == 1
 
 
-def test_an_existing_user_is_left_as_it_is(throwaway_user_names: list[str], tmp_path: Path) -> None:
+def test_an_existing_user_is_left_as_it_is(throwaway_user_names: list[str]) -> None:
     throwaway_user_name = f"tbtest{secrets.token_hex(4)}"
     throwaway_user_names.append(throwaway_user_name)
-    ensure_system_user(throwaway_user_name, tmp_path / "user.lock")
+    ensure_system_user(throwaway_user_name)
     before = pwd.getpwnam(throwaway_user_name)
 
-    ensure_system_user(throwaway_user_name, tmp_path / "user.lock")
+    ensure_system_user(throwaway_user_name)
 
     assert pwd.getpwnam(throwaway_user_name) == before
