@@ -59,13 +59,13 @@ import nacl.bindings
 import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bench.http_bench import TICKS_PER_S
 from bench.ledger_bench import (
     WAL_WARM_SEGMENTS,
     bench_database,
     recycle_wal_segments,
     run_callers,
 )
+from bench.procfs import process_stat, process_stats
 from timebank.cli import run_on_service_loop
 from timebank.database import create_pool, with_database_name
 from timebank.ledger.models import LIMIT_ABSOLUTE_MAX, PartyKind, TransactionRequest, UnitKind
@@ -550,39 +550,10 @@ def cpu_s_so_far() -> float:
         resource.getrusage(resource.RUSAGE_CHILDREN),
     )
     total = own.ru_utime + own.ru_stime + reaped.ru_utime + reaped.ru_stime
-    for process in _process_stats():
+    for process in process_stats():
         if process.parent_pid == os.getpid():
             total += process.cpu_s_with_reaped
     return total
-
-
-@dataclass(frozen=True, slots=True)
-class ProcessStat:
-    """What /proc/PID/stat says of one process."""
-
-    pid: int
-    parent_pid: int
-    cpu_s: float  # its own user and system time
-    cpu_s_with_reaped: float  # and that of its children it has reaped
-
-
-def _process_stats() -> Iterator[ProcessStat]:
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        process = _process_stat(stat)
-        if process is not None:
-            yield process
-
-
-def _process_stat(stat: Path) -> ProcessStat | None:
-    """/proc/PID/stat read, or None if the process is gone."""
-    try:
-        fields = stat.read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    # After the name: state, ppid, ..., utime, stime, cutime, cstime (11 to 14).
-    own = (int(fields[11]) + int(fields[12])) / TICKS_PER_S
-    reaped = (int(fields[13]) + int(fields[14])) / TICKS_PER_S
-    return ProcessStat(int(stat.parent.name), int(fields[1]), own, own + reaped)
 
 
 def accepted(bundle: Bundle, result: Verification) -> bool:
@@ -907,7 +878,7 @@ class CpuMeter:
             return None
         return sum(
             stat.cpu_s
-            for stat in _process_stats()
+            for stat in process_stats()
             if self._server_pid in (stat.pid, stat.parent_pid)
         )
 
@@ -932,7 +903,7 @@ def _postgres_parent_pid(backend_pid: int) -> int | None:
         return None
     if not name.startswith("postgres"):
         return None
-    backend = _process_stat(Path(f"/proc/{backend_pid}/stat"))
+    backend = process_stat(backend_pid)
     return None if backend is None else backend.parent_pid
 
 

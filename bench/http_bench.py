@@ -55,6 +55,7 @@ import aiohttp
 import asyncpg
 
 from bench.ledger_bench import bench_database, percentile, run_callers
+from bench.procfs import machine_busy_s, process_stat
 from timebank.database import create_pool
 from timebank.ledger.errors import LedgerError
 from timebank.ledger.invariants import check_invariants
@@ -173,20 +174,12 @@ class Measured:
 
 # CPU accounting from /proc (Linux only; the figures are left out elsewhere).
 
-TICKS_PER_S = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 # PostgreSQL's own processes that work for every database (and so for ours).
 DATABASE_PROCESSES = """
 SELECT pid FROM pg_stat_activity
  WHERE datname = current_database()
     OR backend_type IN ('walwriter', 'checkpointer', 'background writer', 'io worker')
 """
-
-
-def _process_cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as file:
-        fields = file.read().rpartition(")")[2].split()
-    # utime and stime are fields 14 and 15 of the line, 12 and 13 after "(comm) ".
-    return (int(fields[11]) + int(fields[12])) / TICKS_PER_S
 
 
 def _postmaster_is_here(data_directory: str | None) -> bool:
@@ -198,13 +191,6 @@ def _postmaster_is_here(data_directory: str | None) -> bool:
     except (OSError, ValueError, IndexError):
         return False
     return Path(f"/proc/{postmaster_pid}").exists()
-
-
-def _machine_busy_s() -> float:
-    """Busy time of all CPUs: not idle, not waiting on I/O, not stolen by the host."""
-    with open("/proc/stat") as file:
-        user, nice, system, _, _, irq, softirq, *_ = map(int, file.readline().split()[1:])
-    return (user + nice + system + irq + softirq) / TICKS_PER_S
 
 
 @dataclass(frozen=True)
@@ -240,14 +226,18 @@ class CpuMeter:
             if self._database_is_local:
                 database = {}
                 for row in await self._pool.fetch(DATABASE_PROCESSES):
-                    with contextlib.suppress(OSError):
-                        database[row["pid"]] = _process_cpu_s(row["pid"])
+                    process = process_stat(row["pid"])
+                    if process is not None:
+                        database[row["pid"]] = process.cpu_s
+            service = process_stat(self._service_pid)
+            if service is None:
+                return None
             return CpuSample(
                 time.perf_counter(),
                 time.process_time(),
-                _process_cpu_s(self._service_pid),
+                service.cpu_s,
                 database,
-                _machine_busy_s(),
+                machine_busy_s(),
             )
         except (OSError, ValueError, IndexError):
             return None
