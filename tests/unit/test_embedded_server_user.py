@@ -10,9 +10,11 @@ import secrets
 import shutil
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from timebank import database
 from timebank.database import ensure_system_user
 
 RACERS = 16
@@ -67,3 +69,22 @@ def test_an_existing_user_is_left_as_it_is(throwaway_user_names: list[str]) -> N
     ensure_system_user(throwaway_user_name)
 
     assert pwd.getpwnam(throwaway_user_name) == before
+
+
+def test_the_lock_is_not_taken_through_a_symbolic_link(
+    throwaway_user_names: list[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Root opens the lock by a fixed name in a shared directory: a link planted
+    there must not lead it to open another file."""
+    target = tmp_path / "target"
+    target.write_text("")
+    link = tmp_path / "planted.lock"
+    link.symlink_to(target)
+    monkeypatch.setattr(database, "SYSTEM_USER_LOCK_PATH", link)
+    name = f"tbtest{secrets.token_hex(4)}"
+    throwaway_user_names.append(name)
+
+    with pytest.raises(OSError, match="symbolic links"):
+        ensure_system_user(name)
+
+    assert name not in [entry.pw_name for entry in pwd.getpwall()]
