@@ -13,7 +13,8 @@ create-operator`, a time unit, members with passwords, each also the agent of a
 few organizations so that there are many accounts to pay from), then measures in
 alternating rounds (a) LedgerStore.post with 32 concurrent callers in this process
 and (b) POST /v1/transactions with 32 concurrent clients over 32 keep-alive
-connections, on the same accounts, random payer and payee each time. Then it
+connections (bench/http_client.py, a lean client: it shares the cores with the
+service it measures), on the same accounts, random payer and payee each time. Then it
 offers Poisson arrivals at half the best HTTP rate and reports latency from each
 request's intended start (so a stall counts against every request it delays).
 
@@ -54,6 +55,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
+from bench.http_client import KeepAliveClient
 from bench.ledger_bench import bench_database, percentile, run_callers
 from bench.procfs import machine_busy_s, process_stat
 from timebank.database import create_pool
@@ -464,7 +466,7 @@ async def set_up_community(
 Operation = Callable[[random.Random], Awaitable[int]]
 
 
-def http_transfer(session: aiohttp.ClientSession, community: Community, tally: Tally) -> Operation:
+def http_transfer(client: KeepAliveClient, community: Community, tally: Tally) -> Operation:
     payers = community.payers
 
     async def operation(generator: random.Random) -> int:
@@ -480,15 +482,15 @@ def http_transfer(session: aiohttp.ClientSession, community: Community, tally: T
             }
         ).encode()
         try:
-            async with session.post("/v1/transactions", data=body, headers=payer.headers) as reply:
-                text = await reply.read()
-                if reply.status == 201:
-                    tally.created += 1
-                    return 1
-                code = "not created" if reply.status < 300 else problem_code(text)
-                tally.errors[f"{reply.status} {code}"] += 1
-        except (aiohttp.ClientError, OSError, TimeoutError) as error:
+            reply = await client.post("/v1/transactions", body, payer.headers)
+        except (OSError, TimeoutError, asyncio.IncompleteReadError) as error:
             tally.errors[f"connection {type(error).__name__}"] += 1
+            return 0
+        if reply.status == 201:
+            tally.created += 1
+            return 1
+        code = "not created" if reply.status < 300 else problem_code(reply.body)
+        tally.errors[f"{reply.status} {code}"] += 1
         return 0
 
     return operation
@@ -674,7 +676,7 @@ class Results:
 
 
 async def measure(
-    session: aiohttp.ClientSession,
+    client: KeepAliveClient,
     store: LedgerStore,
     community: Community,
     service: Service,
@@ -684,7 +686,7 @@ async def measure(
 ) -> Results:
     results = Results()
     direct = direct_transfer(store, community, results.direct_tally)
-    http = http_transfer(session, community, results.http_tally)
+    http = http_transfer(client, community, results.http_tally)
     for number in range(1, mode.rounds + 1):
         await measure_round(direct, results.direct_tally, meter, mode.round_s, results.direct)
         await measure_round(http, results.http_tally, meter, mode.round_s, results.http)
@@ -787,7 +789,11 @@ async def run_against(
             )
             store = LedgerStore(pool, settings)
             meter = await CpuMeter.open(service.pid, pool)
-            results = await measure(session, store, community, service, meter, mode, profile)
+            client = KeepAliveClient.for_url(service.url, CONNECTIONS_MAX)
+            try:
+                results = await measure(client, store, community, service, meter, mode, profile)
+            finally:
+                await client.close()
             await store.drain()
             await verify(pool, community, results)
         finally:

@@ -49,6 +49,7 @@ from bench.http_bench import (
     open_loop_timed,
     set_up_community,
 )
+from bench.http_client import KeepAliveClient
 from bench.ledger_bench import percentile, run_callers
 from timebank.database import create_pool
 from timebank.ledger.invariants import check_invariants
@@ -141,7 +142,7 @@ def window_cores(soak: Soak) -> list[tuple[float, float, float, float] | None]:
 
 
 async def run_soak(
-    session: aiohttp.ClientSession,
+    client: KeepAliveClient,
     community: Community,
     pid: int,
     meter: CpuMeter,
@@ -149,7 +150,7 @@ async def run_soak(
     minutes: float,
 ) -> Soak:
     soak = Soak(duration_s=minutes * 60)
-    operation = http_transfer(session, community, soak.tally)
+    operation = http_transfer(client, community, soak.tally)
     rates = []
     for number in range(mode.rounds):
         rate, _ = await run_callers(CALLERS, mode.round_s, operation)
@@ -287,7 +288,13 @@ async def main(mode: Mode, minutes: float) -> int:
             try:
                 await pool.execute("ANALYZE")
                 meter = await CpuMeter.open(bench.service.pid, pool)
-                soak = await run_soak(session, community, bench.service.pid, meter, mode, minutes)
+                client = KeepAliveClient.for_url(bench.service.url, CONNECTIONS_MAX)
+                try:
+                    soak = await run_soak(
+                        client, community, bench.service.pid, meter, mode, minutes
+                    )
+                finally:
+                    await client.close()
             finally:
                 await pool.close()
         await verify(bench.database_uri, community, soak)
