@@ -39,7 +39,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if distribution in GROUPING_DISTRIBUTIONS:
         raise pytest.UsageError(
             f"--dist {distribution} would run one of the API contract's generated cases "
-            "instead of all of them; use --dist load (the default here) or -n 0"
+            "instead of all of them; use --dist worksteal (the default here), load, or -n 0"
         )
     config.pluginmanager.register(SummaryLines(), "timebank-summary-lines")
 
