@@ -118,6 +118,8 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool, bytes
         raise ResponseError("the answer ended inside its head") from error
     except (ConnectionResetError, BrokenPipeError) as error:
         raise _ClosedBeforeAnswer from error
+    except asyncio.LimitOverrunError as error:
+        raise ResponseError(f"the answer's head is over {HEAD_MAX_BYTES} bytes") from error
     status_line, *header_lines = head[:-4].decode("latin-1").split("\r\n")
     version, _, rest = status_line.partition(" ")
     if not version.startswith("HTTP/1.") or not rest[:3].isdigit():
@@ -130,12 +132,15 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool, bytes
     keep_alive = (
         connection_header != "close" if version == "HTTP/1.1" else connection_header == "keep-alive"
     )
-    if "chunked" in headers.get("transfer-encoding", "").lower():
-        body = await _read_chunked(reader)
-    elif "content-length" in headers:
-        body = await reader.readexactly(int(headers["content-length"]))
-    else:
-        body, keep_alive = await reader.read(), False  # framed by the connection's end
+    try:
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            body = await _read_chunked(reader)
+        elif "content-length" in headers:
+            body = await reader.readexactly(int(headers["content-length"]))
+        else:
+            body, keep_alive = await reader.read(), False  # framed by the connection's end
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as error:
+        raise ResponseError(f"the answer's body is not as its head frames it: {error}") from error
     return int(rest[:3]), keep_alive, body
 
 

@@ -144,6 +144,8 @@ async def test_a_kept_connection_closed_while_idle_is_replaced_once() -> None:
         (b"SMTP ready\r\n\r\n", "not an HTTP/1.x status line"),
         (b"HTTP/1.1 201 Created\r\nContent-Le", "ended inside its head"),
         (b"", "closed the connection without an answer"),
+        (b"HTTP/1.1 201 Created\r\nContent-Length: 10\r\n\r\nok", "not as its head frames it"),
+        (b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "not as its head"),
     ],
 )
 async def test_an_answer_that_is_not_http_is_a_response_error(answer: bytes, message: str) -> None:
