@@ -4,6 +4,7 @@ exactly once, whatever the number of instances or the downtime."""
 
 from __future__ import annotations
 
+import enum
 import functools
 import uuid
 from dataclasses import dataclass
@@ -39,6 +40,14 @@ logger = structlog.get_logger(__name__)
 # A period's run reads every account of a unit at once (100,000 accounts: ~10 s on
 # a loaded 2-core machine): its statements may take longer than a request's.
 RUN_STATEMENT_TIMEOUT_S = 600.0
+
+
+class PeriodLeft(enum.Enum):
+    """Why a run left a period: another instance holds the schedule (or it was
+    retired), or the period was run already."""
+
+    HELD = "held"
+    ALREADY_RUN = "already_run"
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,7 +253,8 @@ class PolicyStore:
     ) -> list[RunSummary]:
         """Runs every ended period not yet run, oldest first, each in a database
         transaction of its own. Another instance running the same schedule makes
-        this one skip it (it will be done); a period already run is never run again."""
+        this one leave it (that instance goes on to the last period); a period
+        already run is never run again, and this one goes on past it."""
         today = today or datetime.now(UTC).date()
         schedules = await run_translated(
             lambda: self._pool.fetch(queries.SELECT_ACTIVE_SCHEDULES, community_id)
@@ -258,25 +268,31 @@ class PolicyStore:
                 summary = await run_translated(
                     functools.partial(self._run_period, schedule, start, end)
                 )
-                if summary is None:
+                if summary is PeriodLeft.HELD:
                     break
+                if summary is PeriodLeft.ALREADY_RUN:
+                    # Run by an instance that may itself have stopped on finding this
+                    # one holding the schedule: the later periods are ours to run.
+                    continue
                 summaries.append(summary)
         return summaries
 
-    async def _run_period(self, schedule: Schedule, start: date, end: date) -> RunSummary | None:
-        """One period, all or nothing; None if another instance holds the schedule
-        or has run the period already."""
+    async def _run_period(
+        self, schedule: Schedule, start: date, end: date
+    ) -> RunSummary | PeriodLeft:
+        """One period, all or nothing; or why it was left: another instance holds
+        the schedule (or it was retired), or the period has been run already."""
         async with self._pool.acquire() as connection, connection.transaction():
             locked = await connection.fetchval(
                 queries.LOCK_SCHEDULE, schedule.community_id, schedule.id
             )
             if locked is None:
-                return None
+                return PeriodLeft.HELD
             claimed = await connection.fetchval(
                 queries.INSERT_RUN, schedule.community_id, schedule.id, start, end
             )
             if claimed is None:
-                return None
+                return PeriodLeft.ALREADY_RUN
             unpaid = 0
             if schedule.kind is ScheduleKind.CREDIT_GROWTH:
                 counts = await self._grow_credit(connection, schedule, end)
