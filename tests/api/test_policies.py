@@ -18,6 +18,7 @@ from tests.api.conftest import ApiClient
 from tests.api.test_pools import PoolScene, ask, balance, decide, donate, log_replays, scene
 from tests.api.world import GREEN, HOURS, World, add_member, expect
 from timebank.keys import DATABASE_POOL, LEDGER, POLICIES
+from timebank.policies.store import RunSummary
 
 
 @pytest.fixture
@@ -132,6 +133,82 @@ async def test_demurrage_takes_a_rounded_down_share_of_the_excess_each_period_on
     assert await balance(api, world, scene.pool_account) == 294
     assert await policies.run_due(today=later, community_id=community_id) == []
     await log_replays(api, world)
+
+
+async def _demurrage_schedule_over_three_days(
+    api: ApiClient, scene: PoolScene
+) -> tuple[uuid.UUID, date]:
+    """Alice holds 100.00 of the currency under a daily 2% demurrage starting
+    today; returns the community and a day by which three periods have ended."""
+    world = scene.world
+    await give_green(api, world, str(world.alice.accounts[GREEN]), 10_000)
+    await schedule(
+        api,
+        world,
+        kind="demurrage",
+        unit=GREEN,
+        period="day",
+        starts_on=today().isoformat(),
+        rate_bps=200,
+        threshold=5_000,
+        target=scene.pool_account,
+    )
+    return await community_of(api, world), today() + timedelta(days=3)
+
+
+async def test_a_runner_that_finds_a_period_run_by_another_goes_on_to_the_next(
+    api: ApiClient, pool_with_green: PoolScene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another instance runs the first period between this runner's reading of
+    the schedules and its own attempt: this runner passes over that period and
+    runs the two later ones, instead of leaving them to the next scheduled run
+    (the other instance may itself have stopped on finding this one holding the
+    schedule)."""
+    community_id, later = await _demurrage_schedule_over_three_days(api, pool_with_green)
+    policies = api.app[POLICIES]
+    run_period = policies._run_period
+    run_by_other: list[object] = []
+
+    async def other_instance_first(schedule: Any, start: date, end: date) -> object:
+        if not run_by_other:
+            run_by_other.append(await run_period(schedule, start, end))
+        return await run_period(schedule, start, end)
+
+    monkeypatch.setattr(policies, "_run_period", other_instance_first)
+    runs = await policies.run_due(today=later, community_id=community_id)
+    monkeypatch.undo()
+    (other_run,) = run_by_other
+    assert isinstance(other_run, RunSummary)
+    assert other_run.charged_total == 100
+    assert [(run.period_start, run.charged_total) for run in runs] == [
+        (today() + timedelta(days=1), 98),
+        (today() + timedelta(days=2), 96),
+    ]
+    assert await policies.run_due(today=later, community_id=community_id) == []
+    await log_replays(api, pool_with_green.world)
+
+
+async def test_a_runner_that_finds_the_schedule_held_leaves_it_to_the_holder(
+    api: ApiClient, pool_with_green: PoolScene
+) -> None:
+    """While another instance holds the schedule, a runner runs none of its
+    periods and returns without waiting for it; once it is free, all three run."""
+    community_id, later = await _demurrage_schedule_over_three_days(api, pool_with_green)
+    policies = api.app[POLICIES]
+    async with api.app[DATABASE_POOL].acquire() as holder, holder.transaction():
+        held = await holder.fetchval(
+            "SELECT id FROM policy_schedules WHERE community_id = $1 FOR UPDATE", community_id
+        )
+        assert held is not None
+        assert await policies.run_due(today=later, community_id=community_id) == []
+        assert (
+            await holder.fetchval(
+                "SELECT count(*) FROM policy_runs WHERE community_id = $1", community_id
+            )
+            == 0
+        )
+    runs = await policies.run_due(today=later, community_id=community_id)
+    assert [run.charged_total for run in runs] == [100, 98, 96]
 
 
 async def test_hours_above_the_cap_expire_to_the_pool(api: ApiClient, scene: PoolScene) -> None:
