@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+import structlog
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -51,6 +52,12 @@ async def bug(request: web.Request) -> web.Response:
 @routes.post("/echo")
 async def echo(request: web.Request) -> web.Response:
     return web.Response(body=await request.read())
+
+
+@routes.get("/narrate")
+async def narrate(request: web.Request) -> web.Response:
+    structlog.get_logger("test").info("narrated")
+    return web.Response(text="ok")
 
 
 @pytest.fixture
@@ -142,6 +149,53 @@ async def test_a_callers_request_id_is_kept_and_a_bad_one_replaced(
     replaced = await client.get("/nowhere", headers={REQUEST_ID_HEADER: "bad id\u00e9" * 20})
     assert replaced.headers[REQUEST_ID_HEADER] != "bad id"
     assert len(replaced.headers[REQUEST_ID_HEADER]) == 32
+
+
+async def test_a_requests_log_lines_carry_its_id(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    """Every line a request causes, its access line included, names that request's
+    id; the next request on the same connection names its own."""
+    with structlog.testing.capture_logs(
+        processors=[structlog.contextvars.merge_contextvars]
+    ) as logs:
+        first = await client.get("/narrate")
+        second = await client.get("/narrate", headers={REQUEST_ID_HEADER: "second-1"})
+    first_id = first.headers[REQUEST_ID_HEADER]
+    assert second.headers[REQUEST_ID_HEADER] == "second-1"
+    assert first_id != "second-1"
+    assert [(entry["event"], entry.get("request_id")) for entry in logs] == [
+        ("narrated", first_id),
+        ("request", first_id),
+        ("narrated", "second-1"),
+        ("request", "second-1"),
+    ]
+
+
+async def test_our_request_ids_differ(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    """Ids made here are 32 hexadecimal digits, none twice."""
+    answers = [await client.get("/nowhere") for _ in range(50)]
+    made = {answer.headers[REQUEST_ID_HEADER] for answer in answers}
+    assert len(made) == 50
+    assert all(len(made_id) == 32 and int(made_id, 16) >= 0 for made_id in made)
+
+
+async def test_a_body_in_parts_is_read_whole(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    """A body still arriving when the handler starts is waited for (within the body
+    timeout), as one that came whole with its head is read at once."""
+
+    async def parts() -> AsyncIterator[bytes]:
+        for part in (b"first ", b"second ", b"third"):
+            yield part
+
+    chunked = await client.post("/echo", data=parts())
+    whole = await client.post("/echo", data=b"all at once")
+    assert (chunked.status, await chunked.read()) == (200, b"first second third")
+    assert (whole.status, await whole.read()) == (200, b"all at once")
 
 
 def test_every_ledger_code_has_an_http_status() -> None:
