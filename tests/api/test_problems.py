@@ -3,6 +3,8 @@ response carries its request id, and nothing internal leaks to a client."""
 
 from __future__ import annotations
 
+import os
+import warnings
 from collections.abc import AsyncIterator
 
 import pytest
@@ -10,7 +12,7 @@ import structlog
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from timebank.api.middleware import REQUEST_ID_HEADER, request_context
+from timebank.api.middleware import REQUEST_ID_HEADER, _new_request_id, request_context
 from timebank.api.problems import PROBLEM_CONTENT_TYPE, all_codes, status_for
 from timebank.ledger.errors import (
     ERRORS_BY_CODE,
@@ -204,3 +206,25 @@ def test_every_ledger_code_has_an_http_status() -> None:
         assert 400 <= status_for(code) < 600
     assert all_codes()["limit_exceeded"] == 409
     assert all_codes()["validation_error"] == 422
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_process_makes_ids_of_its_own() -> None:
+    """A child forked after the service module was loaded does not repeat the ids
+    its parent goes on to make."""
+    reading, writing = os.pipe()
+    with warnings.catch_warnings():
+        # Python 3.12 warns of fork() in a process with threads; the child only
+        # draws an id and writes it.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        child = os.fork()
+    if child == 0:  # pragma: no cover (the child reports through the pipe)
+        os.write(writing, _new_request_id().encode())
+        os._exit(0)
+    os.close(writing)
+    _, status = os.waitpid(child, 0)
+    childs = os.read(reading, 64).decode()
+    os.close(reading)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert len(childs) == 32
+    assert childs != _new_request_id()

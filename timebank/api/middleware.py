@@ -5,6 +5,7 @@ turned into problem documents."""
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import re
 import time
@@ -34,12 +35,16 @@ BODY_TIMEOUT_DEFAULT_S = Settings.model_fields["http_body_timeout_s"].default
 # from the system's randomness makes them without a system call each (uuid4 read
 # the kernel's random source for every request: 4 to 6 us of a request's CPU).
 _REQUEST_IDS = random.Random()  # noqa: S311 (not a secret, see above)
+# A forked child must not repeat its parent's ids.
+os.register_at_fork(after_in_child=_REQUEST_IDS.seed)
 
 
 def _request_id(request: web.Request) -> str:
     given = request.headers.get(REQUEST_ID_HEADER, "")
-    if REQUEST_ID_PATTERN.match(given):
-        return given
+    return given if REQUEST_ID_PATTERN.match(given) else _new_request_id()
+
+
+def _new_request_id() -> str:
     return f"{_REQUEST_IDS.getrandbits(128):032x}"
 
 
