@@ -99,42 +99,6 @@ def today() -> date:
     return datetime.now(UTC).date()
 
 
-async def test_demurrage_takes_a_rounded_down_share_of_the_excess_each_period_once(
-    api: ApiClient, pool_with_green: PoolScene
-) -> None:
-    """2% per day above 50.00: 100.00 pays 1.00, then 0.98, then 0.96 (0.9604
-    rounded down): each period's base is the balance at its end, after the
-    previous period's charge. Running again, or from two runners at once, charges
-    nothing more; the log replays."""
-    scene = pool_with_green
-    world = scene.world
-    alice_green = str(world.alice.accounts[GREEN])
-    await give_green(api, world, alice_green, 10_000)
-    await schedule(
-        api,
-        world,
-        kind="demurrage",
-        unit=GREEN,
-        period="day",
-        starts_on=today().isoformat(),
-        rate_bps=200,
-        threshold=5_000,
-        target=scene.pool_account,
-    )
-    policies = api.app[POLICIES]
-    community_id = await community_of(api, world)
-    later = today() + timedelta(days=3)
-    community_runs = await asyncio.gather(
-        *(policies.run_due(today=later, community_id=community_id) for _ in range(3))
-    )
-    runs = [run for runs in community_runs for run in runs if run.charged_count]
-    assert sorted(run.charged_total for run in runs) == [96, 98, 100]
-    assert await balance(api, world, alice_green) == 10_000 - 294
-    assert await balance(api, world, scene.pool_account) == 294
-    assert await policies.run_due(today=later, community_id=community_id) == []
-    await log_replays(api, world)
-
-
 async def _demurrage_schedule_over_three_days(
     api: ApiClient, scene: PoolScene
 ) -> tuple[uuid.UUID, date]:
@@ -154,6 +118,29 @@ async def _demurrage_schedule_over_three_days(
         target=scene.pool_account,
     )
     return await community_of(api, world), today() + timedelta(days=3)
+
+
+async def test_demurrage_takes_a_rounded_down_share_of_the_excess_each_period_once(
+    api: ApiClient, pool_with_green: PoolScene
+) -> None:
+    """2% per day above 50.00: 100.00 pays 1.00, then 0.98, then 0.96 (0.9604
+    rounded down): each period's base is the balance at its end, after the
+    previous period's charge. Running again, or from two runners at once, charges
+    nothing more; the log replays."""
+    scene = pool_with_green
+    world = scene.world
+    alice_green = str(world.alice.accounts[GREEN])
+    community_id, later = await _demurrage_schedule_over_three_days(api, scene)
+    policies = api.app[POLICIES]
+    community_runs = await asyncio.gather(
+        *(policies.run_due(today=later, community_id=community_id) for _ in range(3))
+    )
+    runs = [run for runs in community_runs for run in runs if run.charged_count]
+    assert sorted(run.charged_total for run in runs) == [96, 98, 100]
+    assert await balance(api, world, alice_green) == 10_000 - 294
+    assert await balance(api, world, scene.pool_account) == 294
+    assert await policies.run_due(today=later, community_id=community_id) == []
+    await log_replays(api, world)
 
 
 async def test_a_runner_that_finds_a_period_run_by_another_goes_on_to_the_next(
