@@ -583,9 +583,9 @@ def frozen_heap() -> Iterator[None]:
     """This process's objects kept out of the collector's passes while it times
     requests. Its full passes otherwise stopped this process (the client) for 45 to
     60 ms every few seconds of an open loop at 2,400 requests/s (a heap of some
-    90,000 objects, on a slow machine): each pause made every request in flight,
-    and every one due meanwhile, late, and set the p99 (25 to 60 ms, against 15
-    to 27 with the heap frozen). The collector still runs, on what the loop makes."""
+    90,000 objects): each pause made every request in flight, and every one due
+    meanwhile, late, and such pauses set the p99. The collector still runs, on what
+    the loop makes."""
     gc.collect()
     gc.freeze()
     try:
