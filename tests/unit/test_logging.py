@@ -135,6 +135,8 @@ def test_configured_json_lines_carry_level_time_and_bound_context(
     stream = io.StringIO()
     monkeypatch.setattr("timebank.logging.sys.stderr", stream)
     monkeypatch.setattr("timebank.logging._buffer", None)
+    # The standard library's root logger is left as the test run set it.
+    monkeypatch.setattr("timebank.logging.logging.basicConfig", lambda **_: None)
     saved = structlog.get_config()
     try:
         configure_logging(Settings(log_format="json", log_level="info"))
