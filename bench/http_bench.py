@@ -494,7 +494,7 @@ def http_transfer(client: KeepAliveClient, community: Community, tally: Tally) -
         ).encode()
         try:
             reply = await client.post("/v1/transactions", body, payer.headers)
-        except (OSError, TimeoutError) as error:  # ResponseError is an OSError
+        except OSError as error:  # ResponseError and TimeoutError are OSErrors
             tally.errors[f"connection {type(error).__name__}"] += 1
             return 0
         if reply.status == 201:
