@@ -50,7 +50,7 @@ from bench.http_bench import (
     set_up_community,
 )
 from bench.http_client import KeepAliveClient
-from bench.ledger_bench import percentile, run_callers
+from bench.ledger_bench import percentile, recycle_wal_segments, run_callers
 from timebank.database import create_pool
 from timebank.ledger.invariants import check_invariants
 from timebank.logging import configure_logging
@@ -287,6 +287,10 @@ async def main(mode: Mode, minutes: float) -> int:
             pool = await create_pool(bench.database_uri, Settings(database_url=bench.database_uri))
             try:
                 await pool.execute("ANALYZE")
+                # As a running server writes WAL: into recycled segments, as in
+                # http_bench. A fresh server fills each new segment with zeros first,
+                # which would slow the first minute, the one the last is compared with.
+                await recycle_wal_segments(pool, mode.wal_warm_segments)
                 meter = await CpuMeter.open(bench.service.pid, pool)
                 client = KeepAliveClient.for_url(bench.service.url, CONNECTIONS_MAX)
                 try:
