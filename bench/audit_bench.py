@@ -25,7 +25,10 @@ after writing WAL into recycled segments as a running server does (ledger_bench)
 Each ledger figure comes with its CPU time per transfer, this process's (the
 event loop and the verifying threads) and the database server's (when it runs on
 this machine), and the signed and logged path with the rate its CPU cost would
-allow with every core busy: the overhead that no scheduling can remove here.
+allow with every core busy: the overhead that no scheduling can remove here. A
+fifth measurement, the signed and logged path with its signatures not verified
+(`UncheckedVerifier`, a measure only), divides that path's overhead into the
+verification's part and the rest.
 
 Exits 1 only if something is broken (a valid bundle refused, a changed one accepted),
 never for a missed target.
@@ -783,18 +786,42 @@ def unsigned_operation(side: LedgerSide) -> Operation:
     return transfer
 
 
-def signed_operation(side: LedgerSide, prepared: list[SignedTransfer], origin: str) -> Operation:
+class UncheckedVerifier(SignatureVerifier):
+    """Says yes to every signature without looking at it: for the benchmark's
+    decomposition of the signed path's overhead only (`UNVERIFIED`), never for a
+    ledger that anyone relies on."""
+
+    def __init__(self) -> None:
+        super().__init__(0)
+
+    async def verify(
+        self,
+        algorithm: intents.KeyAlgorithm,
+        public_key: bytes,
+        message: bytes,
+        signature: bytes,
+    ) -> bool:
+        return True
+
+
+def signed_operation(
+    side: LedgerSide,
+    prepared: list[SignedTransfer],
+    origin: str,
+    verifier: SignatureVerifier | None = None,
+) -> Operation:
     """The API's path for a signed transfer: the log's origin and the key looked up,
-    the intent parsed, checked and verified, then posted with its signature. Intents
-    come signed (by the members' devices); more are signed here only if the prepared
-    ones run out."""
+    the intent parsed, checked and verified (by `verifier`, the side's own unless
+    given), then posted with its signature. Intents come signed (by the members'
+    devices); more are signed here only if the prepared ones run out."""
+    checking = side.verifier if verifier is None else verifier
 
     async def transfer(generator: random.Random) -> int:
         item = prepared.pop() if prepared else signed_transfer(side, origin, generator)
         community_origin = await side.log.origin(side.community_id, COMMUNITY_SLUG)
         stored = await verified_intent(
             side.keys,
-            side.verifier,
+            checking,
             community_id=side.community_id,
             origin=community_origin,
             signed=item.signed,
@@ -818,6 +845,11 @@ UNLOGGED = "unsigned, log triggers disabled"
 LOGGED = "unsigned, logged"
 SIGNED_UNLOGGED = "signed, log triggers disabled"
 SIGNED_LOGGED = "signed, logged"
+# The same, its signatures not verified: not a way to run a ledger, but the part of
+# the overhead that is not the verification's CPU (the intents' parsing and checks,
+# the keys, the signatures stored and logged). What the signed and logged path
+# costs more is the verification's.
+UNVERIFIED = "signed, logged, signatures not verified (a measure only)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -941,6 +973,9 @@ async def ledger_figures(quick: bool) -> dict[str, LedgerFigure]:
                     LOGGED: unsigned_operation(logged),
                     SIGNED_UNLOGGED: await prepared_signed_operation(unlogged, duration_s * rounds),
                     SIGNED_LOGGED: await prepared_signed_operation(logged, duration_s * rounds),
+                    UNVERIFIED: await prepared_signed_operation(
+                        logged, duration_s * rounds, UncheckedVerifier()
+                    ),
                 }
                 rates: dict[str, list[float]] = {name: [] for name in operations}
                 service_cpu_us: dict[str, list[float]] = {name: [] for name in operations}
@@ -984,15 +1019,17 @@ async def ledger_figures(quick: bool) -> dict[str, LedgerFigure]:
     }
 
 
-async def prepared_signed_operation(side: LedgerSide, measured_s: float) -> Operation:
+async def prepared_signed_operation(
+    side: LedgerSide, measured_s: float, verifier: SignatureVerifier | None = None
+) -> Operation:
     """The signed path, with its intents signed beforehand: as many as a short
     estimate of its rate says the rounds (and their warm-ups) will use, twice over."""
     origin = await side.log.origin(side.community_id, COMMUNITY_SLUG)
-    estimate, _ = await run_callers(CALLERS, 1.0, signed_operation(side, [], origin))
+    estimate, _ = await run_callers(CALLERS, 1.0, signed_operation(side, [], origin, verifier))
     generator = random.Random(SEED)
     count = int(estimate * measured_s * 2 * 2) + CALLERS
     prepared = [signed_transfer(side, origin, generator) for _ in range(count)]
-    return signed_operation(side, prepared, origin)
+    return signed_operation(side, prepared, origin, verifier)
 
 
 async def _sibling_database(uri: str) -> tuple[str, str]:
@@ -1210,7 +1247,22 @@ def ledger_rows(ledger: dict[str, LedgerFigure]) -> list[Row]:
         for name, figure in ledger.items()
     ]
     rows.append(_cpu_bound_row(ledger[UNLOGGED], ledger[SIGNED_LOGGED]))
+    if UNVERIFIED in ledger:
+        rows.append(_verification_share_row(ledger[SIGNED_LOGGED], ledger[UNVERIFIED]))
     return rows
+
+
+def _verification_share_row(signed: LedgerFigure, unverified: LedgerFigure) -> Row:
+    """How the signed and logged path's overhead divides: what it costs with its
+    signatures not verified, and what the verification adds to that."""
+    verification = signed.overhead - unverified.overhead
+    return (
+        f"  {SIGNED_LOGGED}: its overhead's parts",
+        f"{verification:+.1%}",
+        "",
+        f"the verification's (the rest, {unverified.overhead:.1%}: the intents' checks, "
+        "the keys, the signatures stored and logged)",
+    )
 
 
 def _overhead_text(figure: LedgerFigure) -> str:
